@@ -1,0 +1,128 @@
+"""The training config: a typed, frozen dataclass read from TOML and command-line flags.
+
+Validated once, at the edge: unknown keys, wrong types and out-of-range values
+raise :class:`ConfigError` with one line saying what is wrong.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+from .registry import Spec, coerce
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "ring8"                 # dataset, NAME[:key=value,...] (gantricks list)
+    generator: str = "mlp"              # generator net, NAME[:key=value,...]
+    discriminator: str = "mlp"          # discriminator net, NAME[:key=value,...]
+    loss: str = "nonsaturating"         # adversarial loss
+    scheme: str = "standard"            # training scheme, NAME[:key=value,...]
+    tricks: tuple[str, ...] = ()        # tricks, each NAME[:key=value,...]
+    z_dim: int = 2                      # noise dimension (PacGAN 2D: 2)
+    batch_size: int = 100               # real samples per D update
+    steps: int = 5000                   # G updates in the whole run (resume counts from the start)
+    lr_g: float = 1e-4                  # G learning rate (Adam)
+    lr_d: float = 1e-4                  # D learning rate (Adam); set apart from lr_g for TTUR
+    beta1: float = 0.8                  # Adam beta1 (PacGAN 2D: 0.8)
+    beta2: float = 0.999                # Adam beta2
+    n_critic: int = 1                   # D updates per G update
+    seed: int = 0                       # seeds models, noise and data
+    eval_every: int = 1000              # steps between evaluations (0: only at the end)
+    eval_samples: int = 2500            # samples per evaluation (PacGAN: 2500)
+    log_every: int = 50                 # steps between lines of metrics.jsonl
+    checkpoint_every: int = 1000        # steps between checkpoints (0: only at the end)
+    keep_checkpoints: int = 3           # newest checkpoints kept on disk
+    device: str = "cpu"                 # cpu, cuda, cuda:N, mps or auto
+    on_nonfinite: Literal["stop", "rollback"] = "stop"   # NaN/inf: stop, or reload the last checkpoint at half the lr
+    progress: bool = True               # show a progress bar
+
+    def __post_init__(self):
+        for name in ("z_dim", "batch_size", "steps", "n_critic", "eval_samples", "log_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr_g", "lr_d"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ConfigError(f"{name} must be a positive number, got {v}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("data", "generator", "discriminator", "loss", "scheme"):
+            Spec.parse(getattr(self, name))
+        for t in self.tricks:
+            Spec.parse(t)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+
+
+def from_mapping(values: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
+    """A config from ``values`` (TOML or CLI); unknown keys and wrong types are refused."""
+    hints = typing.get_type_hints(TrainConfig)
+    valid = {f.name for f in fields(TrainConfig)}
+    changes = {}
+    for key, raw in values.items():
+        key_norm = key.replace("-", "_")
+        if key_norm not in valid:
+            raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(sorted(valid))}")
+        if key_norm == "tricks":
+            if isinstance(raw, (str, dict)):
+                raw = [raw]
+            raw = tuple(str(Spec.parse(t)) for t in raw)
+        elif key_norm in ("data", "generator", "discriminator", "scheme") and isinstance(raw, dict):
+            raw = str(Spec.parse(raw))
+        changes[key_norm] = coerce(f"{source}: {key!r}", hints[key_norm], raw)
+    return dataclasses.replace(base or TrainConfig(), **changes)
+
+
+def load_toml(path: "str | Path", base: TrainConfig | None = None) -> TrainConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"malformed TOML in {path}: {err}") from None
+    return from_mapping(values, base, source=str(path))
+
+
+def to_toml(config: TrainConfig) -> str:
+    lines = ["# gantricks run config (resolved)"]
+    for key, value in config.to_dict().items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+

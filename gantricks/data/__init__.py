@@ -1,0 +1,6 @@
+"""Datasets: registered by name, and adapters for the user's own data."""
+from . import mixtures  # noqa: F401  (registers ring8, grid25)
+from .mixtures import Mixture, grid_centers, ring_centers
+from .sources import FixedSet, Sampler, as_sampler
+
+__all__ = ["Mixture", "FixedSet", "Sampler", "as_sampler", "ring_centers", "grid_centers"]

@@ -1,0 +1,286 @@
+"""The GAN object: the user's G and D, a loss, a scheme and tricks, composed once.
+
+>>> gan = GAN(generator=G, discriminator=D, z_dim=2, loss="hinge", tricks=["spectral-norm"])
+>>> logs = gan.step(real_batch)     # one round of D and G updates
+>>> x = gan.sample(64)
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError, NonFiniteError
+from .losses import Loss, get_loss
+from .registry import Spec, schemes, tricks as trick_registry
+from .schemes.base import Scheme
+from .tricks.base import StepContext, Trick
+
+TrickLike = "str | Spec | dict | Trick"
+
+
+def build_tricks(specs: Iterable[Any]) -> list[Trick]:
+    out = []
+    for spec in specs:
+        out.append(spec if isinstance(spec, Trick) else trick_registry.build(spec))
+    names = [t.name for t in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"trick {dupes[0]!r} given more than once")
+    return out
+
+
+class GAN:
+    """A generator, a discriminator, their optimizers, a loss, a scheme and tricks.
+
+    Args:
+        generator, discriminator: any ``nn.Module`` s. G maps noise of shape
+            ``(B, *z_shape)`` to samples; D maps samples to logits ``(B, ...)``.
+        z_dim: noise size; read from ``generator.z_dim`` when left out.
+        z_shape: full noise shape per sample (e.g. ``(128, 1, 1)`` for a conv G);
+            defaults to ``(z_dim,)``.
+        loss: a registered loss name (``gantricks list``) or a :class:`Loss`.
+        scheme: ``NAME[:key=value,...]`` of a registered scheme, or a :class:`Scheme`.
+        tricks: names/specs of registered tricks, or :class:`Trick` objects.
+        lr_g, lr_d: learning rates (TTUR: set them apart).
+        betas: Adam betas for both optimizers.
+        n_critic: D updates per G update.
+        device: where the models live; defaults to where G's parameters are.
+        data_shape: shape of one real sample, for schemes that build extra nets.
+        check_finite: stop with :class:`NonFiniteError` at the first NaN/inf loss or gradient.
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, z_dim: int | None = None, *,
+                 loss: "str | Loss" = "nonsaturating", scheme: "str | Spec | Scheme" = "standard",
+                 tricks: Sequence[Any] = (), lr_g: float = 1e-4, lr_d: float = 1e-4,
+                 betas: tuple[float, float] = (0.5, 0.999), n_critic: int = 1,
+                 z_shape: tuple[int, ...] | None = None, device: "str | torch.device | None" = None,
+                 data_shape: tuple[int, ...] | None = None, check_finite: bool = True):
+        if not isinstance(generator, nn.Module) or not isinstance(discriminator, nn.Module):
+            raise ConfigError("generator and discriminator must be torch.nn.Module instances")
+        if z_dim is None:
+            z_dim = getattr(generator, "z_dim", None)
+            if z_dim is None and z_shape is None:
+                raise ConfigError("give z_dim, or a generator with a `z_dim` attribute")
+        self.z_shape = tuple(z_shape) if z_shape is not None else (int(z_dim),)
+        self.z_dim = int(z_dim) if z_dim is not None else self.z_shape[0]
+        if n_critic < 1:
+            raise ConfigError(f"n_critic must be >= 1, got {n_critic}")
+        for name, lr in (("lr_g", lr_g), ("lr_d", lr_d)):
+            if not lr > 0:
+                raise ConfigError(f"{name} must be positive, got {lr}")
+        self.device = torch.device(device) if device is not None else _module_device(generator)
+        self.n_critic = n_critic
+        self.data_shape = tuple(data_shape) if data_shape is not None else None
+        self.lr = {"G": lr_g, "D": lr_d}
+        self.betas = tuple(betas)
+        self.check_finite = check_finite
+        self.loss = get_loss(loss)
+        self.scheme: Scheme = scheme if isinstance(scheme, Scheme) else schemes.build(scheme)
+        self.tricks: list[Trick] = build_tricks(tricks)
+        self.modules: dict[str, nn.Module] = {"G": generator.to(self.device), "D": discriminator.to(self.device)}
+        self.step_count = 0
+        for trick in self.tricks:
+            trick.validate(self)
+        self.scheme.validate(self)
+        for trick in self.tricks:          # architecture first: optimizers see the final parameters
+            trick.setup(self)
+        self.scheme.setup(self)
+        # one Adam per trainable module; a scheme's extra nets (an encoder, a second D)
+        # get D's learning rate when their name starts with "D", else G's
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            name: self.make_optimizer(m, self.lr.get(name, self.lr["D" if name.startswith("D") else "G"]))
+            for name, m in self.modules.items() if any(p.requires_grad for p in m.parameters())}
+        self._d_input_tricks = sorted((t for t in self.tricks if type(t).d_inputs is not Trick.d_inputs),
+                                      key=lambda t: t.order)
+
+    # --- parts ---------------------------------------------------------------------
+    @property
+    def G(self) -> nn.Module:
+        return self.modules["G"]
+
+    @property
+    def D(self) -> nn.Module:
+        return self.modules["D"]
+
+    def make_optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=self.betas)
+
+    def trick(self, name: str) -> Trick | None:
+        return next((t for t in self.tricks if t.name == name), None)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The G used for samples and evaluation: an EMA copy where the ema trick is on."""
+        for trick in self.tricks:
+            g = getattr(trick, "sampling_generator", None)
+            if g is not None:
+                return g
+        return self.G
+
+    # --- pieces of a step, for schemes ---------------------------------------------
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        if generator is not None:
+            return torch.randn(n, *self.z_shape, generator=generator).to(self.device)
+        return torch.randn(n, *self.z_shape, device=self.device)
+
+    def generate(self, n: int, generator_module: nn.Module | None = None) -> Tensor:
+        return (generator_module or self.G)(self.noise(n))
+
+    def d_inputs(self, real: Tensor | None, fake: Tensor, phase: str) -> tuple[Tensor | None, Tensor]:
+        for trick in self._d_input_tricks:
+            real, fake = trick.d_inputs(real, fake, self, phase)
+        return real, fake
+
+    def targets(self, n_real: int, n_fake: int, device) -> tuple[Tensor, Tensor]:
+        real_t = torch.ones(n_real, device=device)
+        fake_t = torch.zeros(n_fake, device=device)
+        for trick in self.tricks:
+            real_t, fake_t = trick.targets(real_t, fake_t, self)
+        return real_t, fake_t
+
+    def discriminator_loss(self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor
+                           ) -> tuple[Tensor, dict[str, Tensor]]:
+        """D's total loss on a real and a (detached) fake batch, with every trick's terms."""
+        real_in, fake_in = self.d_inputs(real, fake, "D")
+        real_logits, fake_logits = D(real_in), D(fake_in)
+        real_t, fake_t = self.targets(real_logits.shape[0], fake_logits.shape[0], real_logits.device)
+        terms = {"d_adv": self.loss.d(real_logits, fake_logits, real_t, fake_t)}
+        ctx = StepContext(self, D, real, fake, real_in, fake_in, real_logits, fake_logits, "D")
+        for trick in self.tricks:
+            terms.update(trick.d_terms(ctx))
+        logs = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
+                "d_acc_real": (real_logits.detach() > self._threshold).float().mean(),
+                "d_acc_fake": (fake_logits.detach() < self._threshold).float().mean()}
+        return _total(terms, logs, "d_loss")
+
+    @property
+    def _threshold(self) -> float:
+        return 0.5 if self.loss.name == "least-squares" else 0.0
+
+    def generator_loss(self, D: Callable[[Tensor], Tensor], fake: Tensor, real: Tensor | None = None
+                       ) -> tuple[Tensor, dict[str, Tensor]]:
+        """G's total loss for a fake batch (with grad), with every trick's terms."""
+        _, fake_in = self.d_inputs(None, fake, "G")
+        fake_logits = D(fake_in)
+        real_t = torch.ones(fake_logits.shape[0], device=fake_logits.device)
+        ctx = StepContext(self, D, real, fake, None, fake_in, None, fake_logits, "G")
+        terms = {} if any(t.replaces_g_loss for t in self.tricks) else {"g_adv": self.loss.g(fake_logits, real_t)}
+        for trick in self.tricks:
+            terms.update(trick.g_terms(ctx))
+        return _total(terms, {}, "g_loss")
+
+    def update(self, name: str, loss: Tensor, logs: dict | None = None) -> None:
+        """Backward ``loss`` into the parameters of ``modules[name]`` and step its optimizer."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.check_finite or logs is not None:
+            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) \
+                if grads else torch.zeros((), device=self.device)
+            if self.check_finite:
+                if not torch.isfinite(loss):
+                    raise NonFiniteError(self.step_count + 1, f"{name} loss")
+                if not torch.isfinite(norm):
+                    raise NonFiniteError(self.step_count + 1, f"{name} gradient")
+            if logs is not None:
+                logs[f"grad_norm_{name.lower()}"] = norm.detach()
+        opt.step()
+
+    @contextlib.contextmanager
+    def frozen(self, *names: str) -> Iterator[None]:
+        """Turn off ``requires_grad`` of these modules' parameters (G's step needs no D grads)."""
+        params = [p for n in names for p in self.modules[n].parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+    # --- the public step and sampling ----------------------------------------------
+    def step(self, real: "Tensor | Iterator[Tensor] | Callable[[], Tensor]") -> dict[str, float]:
+        """One round of the scheme (``n_critic`` D updates and a G update); a dict of floats.
+
+        ``real`` is a batch, an iterator of batches or a function returning one. With a
+        single batch every D update of the round reuses it (fresh noise each time).
+        """
+        next_real = _as_next(real, self.device)
+        for module in self.modules.values():
+            module.train()
+        logs = self.scheme.step(self, next_real)
+        self.step_count += 1
+        for trick in self.tricks:
+            trick.after_step(self)
+        return {k: float(v) for k, v in logs.items()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000) -> Tensor:
+        """``n`` samples from G in eval mode (the EMA copy where the ema trick is on)."""
+        g = self.sampling_generator
+        was_training = g.training
+        g.eval()
+        try:
+            out = [self.scheme.generate(self, self.noise(min(batch_size, n - i), generator))
+                   for i in range(0, n, batch_size)]
+        finally:
+            g.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, device=self.device)
+
+    # --- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {"modules": {k: m.state_dict() for k, m in self.modules.items()},
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "tricks": {t.name: t.state_dict() for t in self.tricks},
+                 "scheme": self.scheme.state_dict(), "step": self.step_count,
+                 "rng": {"torch": torch.get_rng_state()}}
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict, restore_rng: bool = True) -> None:
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for t in self.tricks:
+            t.load_state_dict(state["tricks"].get(t.name, {}))
+        self.scheme.load_state_dict(state.get("scheme", {}))
+        self.step_count = int(state["step"])
+        if restore_rng:
+            torch.set_rng_state(state["rng"]["torch"])
+            if "cuda" in state["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+    def set_learning_rates(self, scale: float) -> None:
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] *= scale
+
+
+def _total(terms: dict[str, Tensor], logs: dict[str, Tensor], name: str) -> tuple[Tensor, dict[str, Tensor]]:
+    total = sum(terms.values())
+    logs = {**logs, **{k: v.detach() for k, v in terms.items()}, name: total.detach()}
+    return total, logs
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _as_next(real: Any, device: torch.device) -> Callable[[], Tensor]:
+    if isinstance(real, Tensor):
+        batch = real.to(device)
+        return lambda: batch
+    if callable(real):
+        return lambda: real().to(device)
+    if isinstance(real, Iterator):
+        return lambda: next(real).to(device)
+    raise ConfigError(f"gan.step takes a tensor, an iterator of tensors or a function, got {type(real).__name__}")
+
+

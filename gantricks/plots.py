@@ -1,0 +1,55 @@
+"""Pictures people would rather look at than read: sample scatters and metric curves."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def scatter(samples, path: "str | Path", centers=None, title: str = "", limit: float | None = None) -> Path:
+    """Samples as dots over the mode centres (crosses); 2D data only."""
+    samples = np.asarray(samples, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.35, color="#1f77b4", linewidths=0)
+    if centers is not None:
+        c = np.asarray(centers)
+        ax.scatter(c[:, 0], c[:, 1], marker="x", s=30, color="#d62728", linewidths=1.2)
+        lim = limit or float(np.abs(c).max()) * 1.5 + 0.2
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", title: str = "") -> Path:
+    """Each key of ``records`` (dicts with a ``step``) against step, one panel per key."""
+    keys = [k for k in keys if any(k in r for r in records)]
+    fig, axes = plt.subplots(len(keys) or 1, 1, figsize=(6, 1.8 * max(len(keys), 1)), dpi=100, sharex=True,
+                             squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        pts = [(r["step"], r[key]) for r in records if key in r and r[key] is not None]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, lw=1)
+        ax.set_ylabel(key, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    if title:
+        axes[0, 0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,264 @@
+"""The training loop and the run folder. The loop knows nothing of any technique:
+it calls ``gan.step`` and records the dict it returns.
+
+A run folder holds::
+
+    config.toml        the resolved config
+    metrics.jsonl      one JSON object per logged step ("kind": "train") or evaluation ("kind": "eval")
+    tb/                TensorBoard event files
+    plots/             sample scatters (2D data) and metric curves
+    checkpoints/       step-NNNNNNNN.pt, the newest few
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import plots
+from .build import build_data, build_gan
+from .checkpoint import list_checkpoints, load_latest, save_checkpoint
+from .config import TrainConfig, load_toml, to_toml
+from .data.sources import Sampler
+from .errors import ConfigError, NonFiniteError
+from .gan import GAN
+from .metrics import mixture_coverage
+
+EVAL_SEED = 1234                      # evaluations draw noise from their own generator
+MAX_ROLLBACKS = 3
+RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
+                     "device", "on_nonfinite"}
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def tb(self) -> Path:
+        return self.root / "tb"
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.metrics.exists():
+            return []
+        out = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:   # a line cut by a kill
+                break
+        return out
+
+    def truncate_records(self, step: int) -> None:
+        """Drop records written after ``step`` (by a run killed after its last checkpoint)."""
+        kept = [r for r in self.records() if r.get("step", 0) <= step]
+        tmp = self.metrics.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        tmp.replace(self.metrics)
+
+
+def evaluate(gan: GAN, sampler: Sampler, n: int, seed: int = EVAL_SEED) -> tuple[dict[str, Any], torch.Tensor]:
+    """Metrics of ``n`` samples drawn with a fixed noise seed (training RNG untouched)."""
+    samples = gan.sample(n, generator=torch.Generator().manual_seed(seed)).cpu()
+    out: dict[str, Any] = {}
+    if sampler.centers is not None:
+        out.update(mixture_coverage(samples.flatten(1), sampler.centers, sampler.std))
+    return out, samples
+
+
+def open_run(root: "str | Path", device: str | None = None) -> tuple[TrainConfig, GAN, Sampler, dict]:
+    """Rebuild a run's GAN and data from its folder and load its newest whole checkpoint."""
+    run = RunDir(Path(root))
+    if not run.config.exists():
+        raise ConfigError(f"{root} is not a gantricks run folder (no config.toml)")
+    config = load_toml(run.config)
+    if device is not None:
+        config = config.replace(device=device)
+    _, state = load_latest(run.checkpoints)
+    sampler = build_data(config)
+    gan = build_gan(config, sampler.shape)
+    gan.load_state_dict(state["gan"], restore_rng=False)
+    return config, gan, sampler, state
+
+
+def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False, overwrite: bool = False,
+          data: Sampler | None = None, on_step: Callable[[GAN, dict], None] | None = None) -> dict[str, Any]:
+    """Train as ``config`` says, writing the run folder ``out``; returns the final evaluation.
+
+    With ``resume`` the run continues from its newest whole checkpoint; ``config`` may
+    then be None (the saved one) or differ from the saved one only in ``steps``,
+    logging, checkpointing and device fields.
+    """
+    run = RunDir(Path(out))
+    state = None
+    if resume:
+        if not run.config.exists():
+            raise ConfigError(f"nothing to resume in {out} (no config.toml)")
+        config = _resumed_config(load_toml(run.config), config or load_toml(run.config))
+        if list_checkpoints(run.checkpoints):
+            _, state = load_latest(run.checkpoints)
+    else:
+        if config is None:
+            raise ConfigError("a new run needs a config")
+        _claim(run, overwrite)
+    run.root.mkdir(parents=True, exist_ok=True)
+    sampler = data if data is not None else build_data(config)
+    gan = build_gan(config, sampler.shape)
+    if state is not None:
+        gan.load_state_dict(state["gan"])
+        sampler.load_state_dict(state["sampler"])
+        run.truncate_records(gan.step_count)
+    elif resume:
+        run.truncate_records(0)
+    _atomic_write(run.config, to_toml(config))
+    return _loop(config, run, gan, sampler, on_step)
+
+
+def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step) -> dict[str, Any]:
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm.auto import tqdm
+
+    writer = SummaryWriter(str(run.tb), purge_step=gan.step_count + 1 if gan.step_count else None)
+    bar = tqdm(total=config.steps, initial=gan.step_count, disable=not config.progress, dynamic_ncols=True,
+               desc=run.root.name, unit="step")
+    next_real = lambda: sampler(config.batch_size)  # noqa: E731
+    rollbacks, final, last_eval = 0, {}, {}
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        with run.metrics.open("a") as log:
+            while gan.step_count < config.steps:
+                try:
+                    logs = gan.step(next_real)
+                except NonFiniteError as err:
+                    if config.on_nonfinite != "rollback" or rollbacks >= MAX_ROLLBACKS \
+                            or not list_checkpoints(run.checkpoints):
+                        raise NonFiniteError(err.step, err.what + _rollback_note(run, rollbacks)) from None
+                    rollbacks += 1
+                    _rollback(run, gan, sampler, err)
+                    log.seek(0, 2)
+                    continue
+                step = gan.step_count
+                if on_step is not None:
+                    on_step(gan, logs)
+                if step % config.log_every == 0:
+                    _record(log, writer, "train", step, logs)
+                is_last = step == config.steps
+                if is_last or (config.eval_every and step % config.eval_every == 0):
+                    last_eval, samples = evaluate(gan, sampler, config.eval_samples)
+                    last_eval["wall_s"] = round(time.perf_counter() - t0, 3)
+                    last_eval["cpu_s"] = round(time.process_time() - cpu0, 3)
+                    _record(log, writer, "eval", step, last_eval)
+                    if samples.dim() == 2 and samples.shape[1] == 2:
+                        plots.scatter(samples, _mkdir(run.plots) / f"samples-{step:08d}.png", sampler.centers,
+                                      title=_title(step, last_eval))
+                if is_last or (config.checkpoint_every and step % config.checkpoint_every == 0):
+                    log.flush()
+                    save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
+                                                            "step": step, "config": config.to_dict()},
+                                    keep=config.keep_checkpoints)
+                bar.update(1)
+                if step % config.log_every == 0 or is_last:
+                    bar.set_postfix(_postfix(logs, last_eval), refresh=False)
+        final = {"step": gan.step_count, **last_eval}
+    finally:
+        bar.close()
+        writer.close()
+    records = run.records()
+    plots.curves([r for r in records if r.get("kind") == "train"], ["d_loss", "g_loss", "d_real", "d_fake",
+                 "grad_norm_d", "grad_norm_g"], _mkdir(run.plots) / "losses.png", title=run.root.name)
+    evals = [r for r in records if r.get("kind") == "eval"]
+    if evals and "modes_covered" in evals[-1]:
+        plots.curves(evals, ["modes_covered", "high_quality_pct", "reverse_kl"], run.plots / "metrics.png",
+                     title=run.root.name)
+    return final
+
+
+def _record(log, writer, kind: str, step: int, values: dict[str, Any]) -> None:
+    clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in values.items()}
+    log.write(json.dumps({"kind": kind, "step": step, **clean}) + "\n")
+    for k, v in values.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            writer.add_scalar(f"{kind}/{k}", v, step)
+
+
+def _postfix(logs: dict, last_eval: dict) -> dict[str, str]:
+    out = {k: f"{logs[k]:.3f}" for k in ("d_loss", "g_loss") if k in logs}
+    if "modes_covered" in last_eval:
+        out.update(modes=f"{last_eval['modes_covered']}/{last_eval['modes']}",
+                   hq=f"{last_eval['high_quality_pct']:.1f}%", kl=f"{last_eval['reverse_kl']:.3f}")
+    return out
+
+
+def _title(step: int, ev: dict) -> str:
+    if "modes_covered" not in ev:
+        return f"step {step}"
+    return (f"step {step}: {ev['modes_covered']}/{ev['modes']} modes, "
+            f"{ev['high_quality_pct']:.1f}% HQ, KL {ev['reverse_kl']:.3f}")
+
+
+def _rollback(run: RunDir, gan: GAN, sampler: Sampler, err: NonFiniteError) -> None:
+    path, state = load_latest(run.checkpoints)
+    gan.load_state_dict(state["gan"])
+    sampler.load_state_dict(state["sampler"])
+    gan.set_learning_rates(0.5)
+    run.truncate_records(gan.step_count)
+    print(f"gantricks: {err}; rolled back to {path.name} and halved the learning rates", flush=True)
+
+
+def _rollback_note(run: RunDir, rollbacks: int) -> str:
+    ckpts = list_checkpoints(run.checkpoints)
+    note = f"; last good checkpoint kept: {ckpts[-1]}" if ckpts else "; no checkpoint was written before it"
+    return note + (f" (after {rollbacks} rollbacks)" if rollbacks else "")
+
+
+def _resumed_config(saved: TrainConfig, given: TrainConfig) -> TrainConfig:
+    """``given`` when it differs from the saved config only in fields that may change on resume."""
+    saved_d, given_d = saved.to_dict(), given.to_dict()
+    for key in saved_d:
+        if saved_d[key] != given_d[key] and key not in RESUME_MAY_CHANGE:
+            raise ConfigError(f"cannot change {key!r} when resuming (saved: {saved_d[key]!r}, "
+                              f"given: {given_d[key]!r}); start a new run folder instead")
+    return given
+
+
+def _claim(run: RunDir, overwrite: bool) -> None:
+    if run.root.exists() and (not run.root.is_dir() or any(run.root.iterdir())):
+        if not overwrite:
+            raise ConfigError(f"run folder {run.root} already exists; pass --resume to continue it "
+                              f"or --overwrite to replace it")
+        if run.root.is_dir() and not run.config.exists() and not list_checkpoints(run.checkpoints):
+            raise ConfigError(f"{run.root} is not a gantricks run folder; refusing to overwrite it")
+        shutil.rmtree(run.root) if run.root.is_dir() else run.root.unlink()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
