@@ -16,7 +16,7 @@ from .errors import ConfigError, NonFiniteError
 from .losses import Loss, get_loss
 from .registry import Spec, schemes, tricks as trick_registry
 from .schemes.base import Scheme
-from .tricks.base import StepContext, Trick
+from .tricks.base import StepContext, Trick, refuse_conflicts
 
 TrickLike = "str | Spec | dict | Trick"
 
@@ -82,6 +82,7 @@ class GAN:
         self.tricks: list[Trick] = build_tricks(tricks)
         self.modules: dict[str, nn.Module] = {"G": generator.to(self.device), "D": discriminator.to(self.device)}
         self.step_count = 0
+        refuse_conflicts(self.tricks)
         for trick in self.tricks:
             trick.validate(self)
         self.scheme.validate(self)
@@ -137,7 +138,7 @@ class GAN:
     def targets(self, n_real: int, n_fake: int, device) -> tuple[Tensor, Tensor]:
         real_t = torch.ones(n_real, device=device)
         fake_t = torch.zeros(n_fake, device=device)
-        for trick in self.tricks:
+        for trick in sorted(self.tricks, key=lambda t: t.order):   # e.g. label-flip after smoothing
             real_t, fake_t = trick.targets(real_t, fake_t, self)
         return real_t, fake_t
 
@@ -153,7 +154,7 @@ class GAN:
             terms.update(trick.d_terms(ctx))
         logs = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
                 "d_acc_real": (real_logits.detach() > self._threshold).float().mean(),
-                "d_acc_fake": (fake_logits.detach() < self._threshold).float().mean()}
+                "d_acc_fake": (fake_logits.detach() < self._threshold).float().mean(), **ctx.logs}
         return _total(terms, logs, "d_loss")
 
     @property
@@ -170,7 +171,7 @@ class GAN:
         terms = {} if any(t.replaces_g_loss for t in self.tricks) else {"g_adv": self.loss.g(fake_logits, real_t)}
         for trick in self.tricks:
             terms.update(trick.g_terms(ctx))
-        return _total(terms, {}, "g_loss")
+        return _total(terms, dict(ctx.logs), "g_loss")
 
     def update(self, name: str, loss: Tensor, logs: dict | None = None) -> None:
         """Backward ``loss`` into the parameters of ``modules[name]`` and step its optimizer."""

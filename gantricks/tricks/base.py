@@ -47,6 +47,7 @@ class StepContext:
     fake_logits: Tensor | None = None
     phase: str = "D"                    # "D" or "G"
     extra: dict = field(default_factory=dict)
+    logs: dict = field(default_factory=dict)   # values a hook wants logged, not added to the loss
 
     @property
     def step(self) -> int:
@@ -59,7 +60,8 @@ class Trick:
     name: str = ""
     touches: tuple[str, ...] = ()
     needs_targets: bool = False          # refused with losses that have no labels
-    order: int = 50                      # order of the D-input hooks (low runs first)
+    order: int = 50                      # order of the D-input and target hooks (low runs first)
+    exclusive: tuple[str, ...] = ()      # what it sets outright (e.g. "real targets"): one trick each
 
     def validate(self, gan: "GAN") -> None:
         if self.needs_targets and not gan.loss.uses_targets:
@@ -94,3 +96,14 @@ class Trick:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
+
+
+def refuse_conflicts(tricks: "list[Trick]") -> None:
+    """:class:`ConfigError` when two tricks both replace G's loss or both set the same thing."""
+    for i, a in enumerate(tricks):
+        for b in tricks[i + 1:]:
+            shared = sorted(set(a.exclusive) & set(b.exclusive))
+            if a.replaces_g_loss and b.replaces_g_loss:
+                shared.append("the generator loss")
+            if shared:
+                raise ConfigError(f"tricks {a.name!r} and {b.name!r} both replace {shared[0]}; use one of them")
