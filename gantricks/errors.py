@@ -16,7 +16,7 @@ class CheckpointError(GantricksError):
 class NonFiniteError(GantricksError, FloatingPointError):
     """A loss or gradient became NaN or inf; ``step`` is the step at which it appeared."""
 
-    def __init__(self, step: int, what: str):
-        super().__init__(f"non-finite {what} at step {step}")
+    def __init__(self, step: int, what: str, note: str = ""):
+        super().__init__(f"non-finite {what} at step {step}{note}")
         self.step = step
         self.what = what

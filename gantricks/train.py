@@ -154,7 +154,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                 except NonFiniteError as err:
                     if config.on_nonfinite != "rollback" or rollbacks >= MAX_ROLLBACKS \
                             or not list_checkpoints(run.checkpoints):
-                        raise NonFiniteError(err.step, err.what + _rollback_note(run, rollbacks)) from None
+                        raise NonFiniteError(err.step, err.what, _rollback_note(run, rollbacks)) from None
                     rollbacks += 1
                     _rollback(run, gan, sampler, err)
                     log.seek(0, 2)

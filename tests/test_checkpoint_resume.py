@@ -1,0 +1,139 @@
+"""Checkpoints are atomic, fall back past corrupt files, and a killed run resumes exactly."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from gantricks.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from gantricks.errors import CheckpointError
+
+ARGS = ["--data", "ring8", "--generator", "mlp:width=32,depth=2", "--discriminator", "mlp:width=32,depth=2",
+        "--batch-size", "64", "--eval-every", "0", "--checkpoint-every", "50", "--log-every", "10",
+        "--eval-samples", "500", "--seed", "3", "--no-progress"]
+
+
+def _cmd(out, steps, *extra):
+    return [sys.executable, "-m", "gantricks", "train", "--out", str(out), "--steps", str(steps), *ARGS, *extra]
+
+
+def _final_state(run):
+    _, state = load_latest(run / "checkpoints")
+    return state["gan"]["modules"]
+
+
+def test_save_prune_and_fallback(tmp_path):
+    folder = tmp_path / "ck"
+    for step in (1, 2, 3, 4):
+        save_checkpoint(folder, step, {"gan": {"x": torch.tensor([float(step)])}, "step": step}, keep=3)
+    assert [p.name for p in list_checkpoints(folder)] == ["step-00000002.pt", "step-00000003.pt",
+                                                         "step-00000004.pt"]
+    newest = list_checkpoints(folder)[-1]
+    newest.write_bytes(newest.read_bytes()[:40])                 # truncated, as by a full disk
+    with pytest.warns(UserWarning, match="corrupt or truncated"):
+        path, state = load_latest(folder)
+    assert path.name == "step-00000003.pt" and state["step"] == 3
+    for p in list_checkpoints(folder):
+        p.write_bytes(b"garbage")
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="no usable checkpoint"):
+        load_latest(folder)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_checkpoint_refuses_pickled_objects(tmp_path):
+    """weights_only=True: a checkpoint carrying arbitrary objects is refused, not executed."""
+    p = tmp_path / "step-00000001.pt"
+    torch.save({"gan": Payload(), "step": 1}, p)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        from gantricks.checkpoint import load_checkpoint
+        load_checkpoint(p)
+
+
+def test_kill_while_training_then_resume_equals_uninterrupted(tmp_path):
+    steps = 300
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_cmd(full, steps), check=True, env=env, capture_output=True, timeout=300)
+
+    proc = subprocess.Popen(_cmd(killed, steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(p.name == "step-00000150.pt" for p in
+                                             list_checkpoints(killed / "checkpoints")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = [p.name for p in list_checkpoints(killed / "checkpoints")]
+    assert "step-00000300.pt" not in done, "the run finished before it was killed"
+    assert "step-00000150.pt" in done
+
+    r = subprocess.run(_cmd(killed, steps, "--resume"), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    a, b = _final_state(full), _final_state(killed)
+    for net in ("G", "D"):
+        for key in a[net]:
+            torch.testing.assert_close(a[net][key], b[net][key], rtol=0, atol=0, msg=f"{net}.{key}")
+    records = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    steps_logged = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps_logged == list(range(10, steps + 1, 10))          # no line of the killed tail survives twice
+
+
+def test_resume_extends_steps_and_refuses_changes(tmp_path):
+    from gantricks.cli import main
+
+    run = tmp_path / "r"
+    assert main(_cmd(run, 20)[3:]) == 0
+    assert main(_cmd(run, 30, "--resume")[3:]) == 0
+    assert _final_state(run) and load_latest(run / "checkpoints")[1]["step"] == 30
+    r = subprocess.run(_cmd(run, 40, "--resume", "--lr-g", "0.1"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "cannot change 'lr_g' when resuming" in r.stderr
+
+
+def test_nan_stops_at_its_step_and_keeps_good_checkpoint(tmp_path):
+    import gantricks as gt
+    from gantricks.config import TrainConfig
+    from gantricks.errors import NonFiniteError
+    from gantricks.train import train
+
+    cfg = TrainConfig(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32,
+                      steps=60, checkpoint_every=20, eval_every=0, progress=False)
+    calls = {"n": 0}
+
+    def poison(gan, logs):       # from step 45 on, D's weights are NaN: the next step must stop
+        calls["n"] += 1
+        if gan.step_count == 45:
+            with torch.no_grad():
+                next(gan.D.parameters()).fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match="at step 46.*last good checkpoint kept: .*step-00000040.pt"):
+        train(cfg, tmp_path / "nan", on_step=poison)
+    _, state = load_latest(tmp_path / "nan" / "checkpoints")
+    assert state["step"] == 40
+    assert all(torch.isfinite(v).all() for v in state["gan"]["modules"]["D"].values() if v.is_floating_point())
+    assert gt  # imported
+
+
+def test_nan_rollback_reloads_and_halves_lr(tmp_path, capsys):
+    from gantricks.config import TrainConfig
+    from gantricks.train import train
+
+    cfg = TrainConfig(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32,
+                      steps=60, checkpoint_every=20, eval_every=0, progress=False, on_nonfinite="rollback")
+    poisoned = []
+
+    def poison(gan, logs):
+        if gan.step_count == 45 and not poisoned:
+            poisoned.append(True)
+            with torch.no_grad():
+                next(gan.D.parameters()).fill_(float("nan"))
+    final = train(cfg, tmp_path / "rb", on_step=poison)
+    assert final["step"] == 60
+    assert "rolled back to step-00000040.pt" in capsys.readouterr().out
+    _, state = load_latest(tmp_path / "rb" / "checkpoints")
+    assert state["gan"]["optimizers"]["G"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_g / 2)
