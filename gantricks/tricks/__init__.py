@@ -1,4 +1,9 @@
-"""Tricks: small objects with hooks around a training step (see :mod:`gantricks.tricks.base`)."""
+"""Tricks: small objects with hooks around a training step (see :mod:`gantricks.tricks.base`).
+
+Each built-in trick lives in its own module and registers itself on import.
+"""
+from . import (dragan, ema, feature_matching, instance_noise, label_flip, label_smoothing,  # noqa: F401
+               noisy_labels, r1, replay, spectral_norm, wgan_gp)
 from .base import StepContext, Trick
 
 __all__ = ["StepContext", "Trick"]
