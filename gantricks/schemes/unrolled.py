@@ -1,0 +1,243 @@
+"""Unrolled GAN (Metz et al. 2016, arXiv:1611.02163) and its first-order cousin, a look-ahead D.
+
+D trains as in the standard scheme. G's loss is computed against D after ``k`` further
+D updates that are *not kept* (the paper's Eq. 6-10)::
+
+    θ_D^0 = θ_D,    θ_D^{j+1} = θ_D^j - η · U(∇_θD L_D(θ_G, θ_D^j)),    G minimises L_G(θ_G, θ_D^K)
+
+whose gradient has two terms (Eq. 12)::
+
+    dL_G/dθ_G = ∂L_G(θ_G, θ_D^K)/∂θ_G  +  ∂L_G(θ_G, θ_D^K)/∂θ_D^K · dθ_D^K/dθ_G
+
+``unrolled`` keeps both: θ_D^K depends on θ_G through the fake samples of the unroll
+steps, so those carry grad to G and each step is built with ``create_graph``.
+``lookahead`` keeps only the first: a copy of D trained k steps without a graph.
+(A copy of D trained under ``no_grad`` is a look-ahead D, not Unrolled GAN; PROTOCOLS.md.)
+
+Each unroll step is ``gan.discriminator_loss`` on a functional D (``torch.func.functional_call``
+over a params dict), so every trick's D inputs, targets and D terms apply inside the
+unroll too. D's parameters, buffers (batch-norm statistics, spectral-norm vectors) and
+optimizer state are never written; trick state touched by the unroll is restored.
+
+Choices, and where they come from (the reference is the authors' notebook,
+github.com/poolio/unrolled_gan, "Unrolled GAN demo.ipynb"):
+
+* ``optimizer="adam"`` (default, as the notebook): each unroll step is one step of D's
+  own Adam, with D's learning rate, betas, eps and weight decay, starting from D's real
+  Adam state (moments and step count), as the notebook's ``extract_update_dict`` does
+  with Keras Adam's slots. The update is torch's Adam (eps outside the bias-corrected
+  square root), so one unroll step equals one real D step exactly. ``"sgd"``: plain
+  gradient descent θ - η·∇, the paper's Eq. 7.
+* ``fresh_data=False`` (default, as the notebook, where data and noise are graph tensors
+  shared by the D step, every unroll step and G's loss): every unroll step sees the real
+  batch D last trained on and G's fake batch of this step. ``True``: each unroll step
+  draws a fresh real batch and fresh noise; G's loss still uses G's batch.
+  (The notebook updates D and G simultaneously on one batch; here D is updated first,
+  as in the standard scheme, and the unroll starts from the updated D.)
+* ``saddle=False`` (default): G minimises its configured loss (and trick G terms)
+  against θ_D^K. ``True``: G minimises minus D's whole loss at θ_D^K, the saddle
+  objective f_K of Eq. 10 including the real-data term, which depends on θ_G through
+  θ_D^K; with ``loss=minimax`` this is exactly the notebook's objective.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import TYPE_CHECKING, Callable, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ..errors import ConfigError
+from ..registry import schemes
+from ..tricks.base import Trick
+from .standard import Standard
+
+if TYPE_CHECKING:
+    from ..gan import GAN
+
+UnrollOptimizer = Literal["sgd", "adam"]
+
+
+# --- pure, differentiable optimizer steps -------------------------------------------------
+def sgd_step(param: Tensor, grad: Tensor, lr: float) -> Tensor:
+    """θ - η·∇ (Metz et al. 2016, Eq. 7)."""
+    return param - lr * grad
+
+
+def adam_step(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: int, lr: float,
+              beta1: float, beta2: float, eps: float, weight_decay: float = 0.0, decoupled: bool = False
+              ) -> tuple[Tensor, Tensor, Tensor]:
+    """One ``torch.optim.Adam`` step as a pure function (Kingma & Ba 2015, Alg. 1); ``step`` counts from 1.
+
+    Returns the new parameter and moments. Written with the same ops as torch's
+    implementation so the values agree; differentiable everywhere, also where the
+    second moment is 0 (a unit that never received a gradient).
+    """
+    if weight_decay:
+        if decoupled:   # AdamW
+            param = param * (1 - lr * weight_decay)
+        else:
+            grad = grad + weight_decay * param
+    exp_avg = torch.lerp(exp_avg, grad, 1 - beta1)
+    exp_avg_sq = torch.addcmul(exp_avg_sq * beta2, grad, grad, value=1 - beta2)
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+    denom = _sqrt_zero_safe(exp_avg_sq) / bias_correction2_sqrt + eps
+    return torch.addcdiv(param, exp_avg, denom, value=-lr / bias_correction1), exp_avg, exp_avg_sq
+
+
+def _sqrt_zero_safe(x: Tensor) -> Tensor:
+    """sqrt(x) with gradient 0 instead of inf·0 = NaN where x == 0."""
+    positive = x > 0
+    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x))
+
+
+def functional_discriminator(D: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor]
+                             ) -> Callable[[Tensor], Tensor]:
+    """D as a function of the given parameters and buffers (D's own tensors are not touched)."""
+    tensors = {**buffers, **params}
+    return lambda x: functional_call(D, tensors, (x,))
+
+
+# --- the schemes --------------------------------------------------------------------------------
+@schemes.register("unrolled", paper="Metz et al. 2016, arXiv:1611.02163, Eq. 10-12",
+                  summary="G's loss against D after k differentiable, discarded D steps (exact gradient)")
+class Unrolled(Standard):
+    """Unrolled GAN: G's gradient flows through ``k`` unrolled D updates (both terms of Eq. 12).
+
+    Args:
+        k: unroll steps (0: the standard scheme).
+        optimizer: the unroll's update, ``adam`` (D's own Adam from its real state) or ``sgd``.
+        fresh_data: draw a fresh real batch and fresh noise for each unroll step
+            (default: reuse this step's batches, as the reference code).
+        lr: the unroll's learning rate; None: D's.
+        saddle: G minimises minus D's whole loss at θ_D^K (the paper's f_K) instead of its own loss.
+    """
+
+    name = "unrolled"
+    differentiable = True       # build the unroll with create_graph (False: lookahead)
+
+    def __init__(self, k: int = 5, optimizer: UnrollOptimizer = "adam", fresh_data: bool = False,
+                 lr: float | None = None, saddle: bool = False):
+        if k < 0:
+            raise ConfigError(f"scheme {self.name!r}: k must be >= 0, got {k}")
+        if optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"scheme {self.name!r}: optimizer must be sgd or adam, got {optimizer!r}")
+        if lr is not None and not (lr > 0 and math.isfinite(lr)):
+            raise ConfigError(f"scheme {self.name!r}: lr must be a positive number, got {lr}")
+        self.k, self.optimizer, self.fresh_data, self.lr, self.saddle = k, optimizer, fresh_data, lr, saddle
+
+    def validate(self, gan: "GAN") -> None:
+        if self.saddle:
+            for trick in gan.tricks:
+                if type(trick).g_terms is not Trick.g_terms:
+                    raise ConfigError(f"scheme {self.name!r} with saddle=true makes G minimise minus D's loss, "
+                                      f"which drops the G terms of trick {trick.name!r}; use saddle=false")
+
+    def generator_update(self, gan: "GAN", real: Tensor, next_real: Callable[[], Tensor], logs: dict) -> None:
+        try:
+            super().generator_update(gan, real, next_real, logs)
+        except NotImplementedError as err:   # G's backward needs D's second derivatives
+            if not (self.differentiable and self.k > 0 and "derivative for" in str(err)):
+                raise
+            raise ConfigError(f"scheme {self.name!r} differentiates through D's gradient, but D or a trick's D "
+                              f"term uses an op without a second derivative ({err}); use scheme 'lookahead'") from None
+
+    def generator_loss(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor]
+                       ) -> tuple[Tensor, dict[str, Tensor]]:
+        """G's loss for ``fake`` against D after ``k`` unrolled updates."""
+        D_k, unroll_logs = self.unroll(gan, fake, real, next_real)
+        if self.saddle:
+            d_total, _ = gan.discriminator_loss(D_k, real, fake)
+            total, logs = -d_total, {"g_loss": -d_total.detach()}
+        else:
+            total, logs = gan.generator_loss(D_k, fake, real)
+        return total, {**logs, **unroll_logs}
+
+    def unroll(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor] | None = None
+               ) -> tuple[Callable[[Tensor], Tensor], dict[str, Tensor]]:
+        """D after ``k`` updates from its current state, as a function; D itself is unchanged."""
+        D, opt = gan.D, gan.optimizers["D"]
+        trained = _optimized_parameters(D, opt)
+        buffers = {n: b.clone() for n, b in D.named_buffers()}   # batch-norm stats move in the copies only
+        params = {n: p.detach() for n, (p, _) in trained.items()}
+        if self.k == 0:
+            return functional_discriminator(D, params, buffers), {}
+        update = self._update_rule(opt, trained)
+        saved = [copy.deepcopy(t.state_dict()) for t in gan.tricks]   # e.g. a replay buffer
+        try:
+            params = {n: p.requires_grad_() for n, p in params.items()}
+            for j in range(self.k):
+                real_j, fake_j = self._batch(gan, fake, real, next_real)
+                d_total, _ = gan.discriminator_loss(functional_discriminator(D, params, buffers), real_j, fake_j)
+                grads = torch.autograd.grad(d_total, list(params.values()), create_graph=self.differentiable,
+                                            allow_unused=True)
+                new = update({n: (p, g if g is not None else torch.zeros_like(p))
+                              for (n, p), g in zip(params.items(), grads)})
+                params = new if self.differentiable else {n: p.detach().requires_grad_() for n, p in new.items()}
+        finally:
+            for trick, state in zip(gan.tricks, saved):
+                trick.load_state_dict(state)
+        if not self.differentiable:
+            params = {n: p.detach() for n, p in params.items()}
+        return functional_discriminator(D, params, buffers), {"unroll_d_loss": d_total.detach()}
+
+    def _batch(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor] | None
+               ) -> tuple[Tensor, Tensor]:
+        """The real and fake batch of one unroll step."""
+        if not self.fresh_data:
+            return real, fake if self.differentiable else fake.detach()
+        if next_real is None:
+            raise ConfigError(f"scheme {self.name!r} with fresh_data=true needs a source of real batches")
+        real_j = next_real()
+        with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
+            fake_j = gan.generate(real_j.shape[0])
+        return real_j, fake_j
+
+    def _update_rule(self, opt: torch.optim.Optimizer, trained: dict[str, tuple[Tensor, dict]]):
+        """A function {name: (θ, ∇)} -> {name: θ'}, keeping its own optimizer state between calls."""
+        lr = {n: self.lr if self.lr is not None else group["lr"] for n, (_, group) in trained.items()}
+        if self.optimizer == "sgd":
+            return lambda pg: {n: sgd_step(p, g, lr[n]) for n, (p, g) in pg.items()}
+        if not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):
+            raise ConfigError(f"scheme {self.name!r} with optimizer=adam unrolls D's Adam, but D's optimizer "
+                              f"is {type(opt).__name__}; use optimizer=sgd")
+        moments: dict[str, list] = {}
+        for n, (p, group) in trained.items():
+            if group.get("amsgrad") or group.get("maximize"):
+                raise ConfigError(f"scheme {self.name!r}: the Adam unroll supports neither amsgrad nor maximize")
+            state = opt.state.get(p, {})
+            zeros = torch.zeros_like(p, memory_format=torch.preserve_format)
+            moments[n] = [int(state["step"]) if "step" in state else 0,
+                          state.get("exp_avg", zeros).detach(), state.get("exp_avg_sq", zeros).detach()]
+        decoupled = {n: isinstance(opt, torch.optim.AdamW) or bool(g.get("decoupled_weight_decay"))
+                     for n, (_, g) in trained.items()}
+
+        def adam(pg: dict[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+            out = {}
+            for n, (p, g) in pg.items():
+                group, (step, m, v) = trained[n][1], moments[n]
+                beta1, beta2 = group["betas"]
+                out[n], m, v = adam_step(p, g, m, v, step + 1, lr[n], beta1, beta2, group["eps"],
+                                         group.get("weight_decay", 0.0), decoupled[n])
+                moments[n] = [step + 1, m, v]
+            return out
+        return adam
+
+
+@schemes.register("lookahead", paper="first-order Unrolled GAN (Metz et al. 2016, Eq. 12, first term only)",
+                  summary="G's loss against a copy of D trained k steps without a graph (no second term)")
+class Lookahead(Unrolled):
+    """A look-ahead D: a copy of D trained ``k`` steps, detached; G's gradient keeps only the
+    first term of Eq. 12. Cheaper than ``unrolled`` (no graph through the unroll). Same options."""
+
+    name = "lookahead"
+    differentiable = False
+
+
+def _optimized_parameters(D: nn.Module, opt: torch.optim.Optimizer) -> dict[str, tuple[Tensor, dict]]:
+    """D's parameters that its optimizer updates, by name, with their param group."""
+    group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
+    return {n: (p, group_of[id(p)]) for n, p in D.named_parameters() if id(p) in group_of}
