@@ -27,7 +27,8 @@ github.com/poolio/unrolled_gan, "Unrolled GAN demo.ipynb"):
   Adam state (moments and step count), as the notebook's ``extract_update_dict`` does
   with Keras Adam's slots. The update is torch's Adam (eps outside the bias-corrected
   square root), so one unroll step equals one real D step exactly. ``"sgd"``: plain
-  gradient descent θ - η·∇, the paper's Eq. 7.
+  gradient descent θ - η·∇, the paper's Eq. 7; D's Adam learning rate is usually far
+  too small for it, so set ``lr``.
 * ``fresh_data=False`` (default, as the notebook, where data and noise are graph tensors
   shared by the D step, every unroll step and G's loss): every unroll step sees the real
   batch D last trained on and G's fake batch of this step. ``True``: each unroll step
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from ..gan import GAN
 
 UnrollOptimizer = Literal["sgd", "adam"]
+_D_HOOKS = ("d_inputs", "targets", "d_terms")   # the trick hooks gan.discriminator_loss runs
 
 
 # --- pure, differentiable optimizer steps -------------------------------------------------
@@ -166,7 +168,8 @@ class Unrolled(Standard):
         if self.k == 0:
             return functional_discriminator(D, params, buffers), {}
         update = self._update_rule(opt, trained)
-        saved = [copy.deepcopy(t.state_dict()) for t in gan.tricks]   # e.g. a replay buffer
+        stateful = [t for t in gan.tricks if any(getattr(type(t), h) is not getattr(Trick, h) for h in _D_HOOKS)]
+        saved = [copy.deepcopy(t.state_dict()) for t in stateful]   # e.g. a replay buffer the unroll pushes to
         try:
             params = {n: p.requires_grad_() for n, p in params.items()}
             for j in range(self.k):
@@ -174,11 +177,12 @@ class Unrolled(Standard):
                 d_total, _ = gan.discriminator_loss(functional_discriminator(D, params, buffers), real_j, fake_j)
                 grads = torch.autograd.grad(d_total, list(params.values()), create_graph=self.differentiable,
                                             allow_unused=True)
-                new = update({n: (p, g if g is not None else torch.zeros_like(p))
-                              for (n, p), g in zip(params.items(), grads)})
-                params = new if self.differentiable else {n: p.detach().requires_grad_() for n, p in new.items()}
+                with torch.set_grad_enabled(self.differentiable):
+                    new = update({n: (p, g if g is not None else torch.zeros_like(p))
+                                  for (n, p), g in zip(params.items(), grads)})
+                params = new if self.differentiable else {n: p.requires_grad_() for n, p in new.items()}
         finally:
-            for trick, state in zip(gan.tricks, saved):
+            for trick, state in zip(stateful, saved):
                 trick.load_state_dict(state)
         if not self.differentiable:
             params = {n: p.detach() for n, p in params.items()}
