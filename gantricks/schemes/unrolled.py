@@ -231,7 +231,7 @@ class Unrolled(Standard):
         return adam
 
 
-@schemes.register("lookahead", paper="first-order Unrolled GAN (Metz et al. 2016, Eq. 12, first term only)",
+@schemes.register("lookahead", paper="Metz et al. 2016, arXiv:1611.02163, Eq. 12 without its second term",
                   summary="G's loss against a copy of D trained k steps without a graph (no second term)")
 class Lookahead(Unrolled):
     """A look-ahead D: a copy of D trained ``k`` steps, detached; G's gradient keeps only the
