@@ -30,6 +30,7 @@ def feature_layer(D: nn.Module, layer: str = "") -> tuple[str, nn.Module, bool]:
 
     ``layer`` names a submodule (``D.named_modules()``): its output is used. Left
     empty: the input of D's last weight layer, i.e. the features the output layer reads.
+    Names are those of D after the tricks that rebuild it have run.
     """
     modules = dict(D.named_modules())
     if layer:
@@ -74,17 +75,19 @@ class FeatureMatching(Trick):
         self.weight, self.layer = float(weight), layer
         self.replaces_g_loss = bool(alone)
         self._capture = _Capture()
-        self._target: tuple[nn.Module, bool] | None = None
+        self._hooked = False
 
     def validate(self, gan) -> None:
         super().validate(gan)
-        _, module, use_input = feature_layer(gan.D, self.layer)   # names refer to the user's D
-        self._target = (module, use_input)
+        feature_layer(gan.D, self.layer)          # a bad name fails when the GAN is built
 
-    def setup(self, gan) -> None:
-        module, use_input = self._target
+    def _hook(self, D: nn.Module) -> None:
+        # on first use, after every trick's setup: the layer is looked up in the final D
+        # (e.g. after minibatch-discrimination has rebuilt its head), whatever the trick order
+        _, module, use_input = feature_layer(D, self.layer)
         hook = self._capture.hook(use_input)
         (module.register_forward_pre_hook if use_input else module.register_forward_hook)(hook)
+        self._hooked = True
 
     def features(self, D: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
         """Run ``D`` on ``x`` and return the captured features."""
@@ -100,6 +103,8 @@ class FeatureMatching(Trick):
     def g_terms(self, ctx: StepContext) -> dict[str, Tensor]:
         require(ctx.real is not None, f"trick 'feature-matching' needs the real batch in G's step; "
                                       f"scheme {ctx.gan.scheme.name!r} passes none")
+        if not self._hooked:
+            self._hook(ctx.gan.D)
         # real data goes through the same D-input hooks (noise, packing) as the fakes did
         real_in, _ = ctx.gan.d_inputs(ctx.real, ctx.fake.detach(), "G")
         with torch.no_grad():
