@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import re
 import sys
 import typing
@@ -80,11 +81,43 @@ def cmd_train(args) -> int:
         base = load_toml(run.config)
     else:
         base = load_toml(args.config) if args.config else TrainConfig()
+        if args.recipe:
+            base = apply_recipe(base, args.recipe)
     if "tricks" in explicit:
         explicit["tricks"] = _merge_tricks(base.tricks, explicit["tricks"])
     config = from_mapping(explicit, base, source="command line")
     final = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(_public(final)))
+    return 0
+
+
+def apply_recipe(base: TrainConfig, name: str) -> TrainConfig:
+    from .recipes import RECIPES
+
+    if name not in RECIPES:
+        raise GantricksError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES) or 'none yet'}")
+    overrides = dict(RECIPES[name])
+    if "tricks" in overrides:
+        overrides["tricks"] = _merge_tricks(base.tricks, overrides["tricks"])
+    return from_mapping(overrides, base, source=f"recipe {name!r}")
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
+    if args.workers < 1:
+        raise GantricksError(f"--workers must be >= 1, got {args.workers}")
+    run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only)
+    print((Path(args.out) / "report.md").read_text())
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    from .diagnose import diagnose
+
+    text, _ = diagnose(args.run)
+    print(text)
     return 0
 
 
@@ -152,12 +185,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a GAN; writes a run folder")
     p.add_argument("--config", help="TOML file with config keys (flags override it)")
+    p.add_argument("--recipe", help="a named combination of tricks and settings (flags override it)")
     p.add_argument("--out", required=True, help="run folder")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="the trick matrix: every cell on the mixtures over seeds; resumable")
+    p.add_argument("--suite", default="mixtures", help="mixtures (ring8 and grid25), ring8 or grid25")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
+    p.add_argument("--only", help="comma-separated cells (default: all; see the report for names)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("diagnose", help="the flags a run raised, what to try, and plots of the signals")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("eval", help="metrics of a run's newest checkpoint, as one JSON object")
     p.add_argument("run")

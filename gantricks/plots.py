@@ -32,8 +32,14 @@ def scatter(samples, path: "str | Path", centers=None, title: str = "", limit: f
     return path
 
 
-def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", title: str = "") -> Path:
-    """Each key of ``records`` (dicts with a ``step``) against step, one panel per key."""
+FLAG_COLORS = {"mode-collapse": "#d62728", "discriminator-wins": "#9467bd", "divergence": "#000000",
+               "oscillation": "#ff7f0e"}
+
+
+def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", title: str = "",
+           marks: Sequence[tuple[int, str]] = ()) -> Path:
+    """Each key of ``records`` (dicts with a ``step``) against step, one panel per key;
+    ``marks`` are (step, label) pairs drawn as vertical lines (the monitor's flags)."""
     keys = [k for k in keys if any(k in r for r in records)]
     fig, axes = plt.subplots(len(keys) or 1, 1, figsize=(6, 1.8 * max(len(keys), 1)), dpi=100, sharex=True,
                              squeeze=False)
@@ -42,12 +48,18 @@ def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", tit
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, lw=1)
+        for step, label in marks:
+            ax.axvline(step, color=FLAG_COLORS.get(label, "#7f7f7f"), lw=0.8, ls="--", label=label)
         ax.set_ylabel(key, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
     if title:
         axes[0, 0].set_title(title, fontsize=9)
+    if marks:
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        axes[0, 0].legend(unique.values(), unique.keys(), fontsize=7, loc="upper right")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

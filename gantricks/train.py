@@ -29,6 +29,7 @@ from .data.sources import Sampler
 from .errors import ConfigError, NonFiniteError
 from .gan import GAN
 from .metrics import mixture_coverage
+from .monitor import Monitor
 
 EVAL_SEED = 1234                      # evaluations draw noise from their own generator
 MAX_ROLLBACKS = 3
@@ -85,6 +86,8 @@ def evaluate(gan: GAN, sampler: Sampler, n: int, seed: int = EVAL_SEED) -> tuple
     out: dict[str, Any] = {}
     if sampler.centers is not None:
         out.update(mixture_coverage(samples.flatten(1), sampler.centers, sampler.std))
+    if not torch.isfinite(samples).all():
+        out["nonfinite_samples"] = int((~torch.isfinite(samples.flatten(1))).any(1).sum())
     return out, samples
 
 
@@ -144,6 +147,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
     bar = tqdm(total=config.steps, initial=gan.step_count, disable=not config.progress, dynamic_ncols=True,
                desc=run.root.name, unit="step")
     next_real = lambda: sampler(config.batch_size)  # noqa: E731
+    monitor = Monitor()
     rollbacks, final, last_eval = 0, {}, {}
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
@@ -162,17 +166,24 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                 step = gan.step_count
                 if on_step is not None:
                     on_step(gan, logs)
+                flags = monitor.observe_step(step, logs)
                 if step % config.log_every == 0:
                     _record(log, writer, "train", step, logs)
                 is_last = step == config.steps
                 if is_last or (config.eval_every and step % config.eval_every == 0):
                     last_eval, samples = evaluate(gan, sampler, config.eval_samples)
+                    flags += monitor.observe_eval(step, samples, sampler.reference(len(samples)), last_eval)
                     last_eval["wall_s"] = round(time.perf_counter() - t0, 3)
                     last_eval["cpu_s"] = round(time.process_time() - cpu0, 3)
                     _record(log, writer, "eval", step, last_eval)
                     if samples.dim() == 2 and samples.shape[1] == 2:
                         plots.scatter(samples, _mkdir(run.plots) / f"samples-{step:08d}.png", sampler.centers,
                                       title=_title(step, last_eval))
+                for flag in flags:
+                    log.write(json.dumps(flag.to_record()) + "\n")
+                    writer.add_text("flags", flag.message(), step)
+                    if config.progress:
+                        bar.write(f"gantricks: {flag.message()}")
                 if is_last or (config.checkpoint_every and step % config.checkpoint_every == 0):
                     log.flush()
                     save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
@@ -198,6 +209,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
 def _record(log, writer, kind: str, step: int, values: dict[str, Any]) -> None:
     clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in values.items()}
     log.write(json.dumps({"kind": kind, "step": step, **clean}) + "\n")
+    log.flush()                        # readable live, by `gantricks diagnose` or a tail
     for k, v in values.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
             writer.add_scalar(f"{kind}/{k}", v, step)

@@ -56,6 +56,9 @@ class Mixture(Sampler):
     def __call__(self, batch_size: int) -> Tensor:
         return self.sample(batch_size)
 
+    def reference(self, n: int) -> Tensor:
+        return self.sample(n, torch.Generator().manual_seed(0))
+
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
 

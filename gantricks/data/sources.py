@@ -32,6 +32,10 @@ class Sampler:
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    def reference(self, n: int) -> Tensor:
+        """``n`` real examples for evaluation; where possible without touching the training RNG."""
+        return self(n)
+
 
 class FixedSet(Sampler):
     """A fixed set of examples, drawn in shuffled epochs without replacement."""
@@ -73,6 +77,10 @@ class FixedSet(Sampler):
 
     def __call__(self, batch_size: int) -> Tensor:
         return self.data[self.indices(batch_size)]
+
+    def reference(self, n: int) -> Tensor:
+        idx = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(0))[:n]
+        return self.data[idx]
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "order": self._order, "pos": self._pos}

@@ -1,0 +1,46 @@
+"""``gantricks diagnose RUN_DIR``: the flags a run raised, what to try, and a plot of the signals."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import plots
+from .errors import ConfigError
+from .monitor import REMEDIES
+from .train import RunDir
+
+SIGNALS = ["d_acc_real", "d_acc_fake", "d_gap", "grad_norm_d", "grad_norm_g", "d_loss", "g_loss"]
+EVAL_SIGNALS = ["diversity_ratio", "modes_covered", "high_quality_pct"]
+
+
+def diagnose(root: "str | Path") -> tuple[str, Path]:
+    """A plain-text diagnosis of the run in ``root`` and the path of its signals plot."""
+    run = RunDir(Path(root))
+    if not run.metrics.exists():
+        raise ConfigError(f"{root} has no metrics.jsonl; is it a gantricks run folder?")
+    records = run.records()
+    train = [dict(r, d_gap=r["d_real"] - r["d_fake"]) if "d_real" in r and "d_fake" in r else r
+             for r in records if r.get("kind") == "train"]
+    evals = [r for r in records if r.get("kind") == "eval"]
+    flags = [r for r in records if r.get("kind") == "flag"]
+    last = train[-1]["step"] if train else 0
+    lines = [f"run {run.root}: {last} steps logged, {len(evals)} evaluations, {len(flags)} flags"]
+    for f in flags:
+        lines.append(f"  step {f['step']:>7}  {f['flag']:<19} {f['detail']}")
+    if flags:
+        lines.append("what to try:")
+        for name in dict.fromkeys(f["flag"] for f in flags):
+            lines.append(f"  {name}: {', '.join(REMEDIES[name])}")
+    else:
+        lines.append("  no flags: no collapse, winning discriminator, divergence or oscillation was seen")
+    if evals and "modes_covered" in evals[-1]:
+        e = evals[-1]
+        lines.append(f"last evaluation (step {e['step']}): {e['modes_covered']}/{e['modes']} modes, "
+                     f"{e['high_quality_pct']:.1f}% high quality, reverse KL {e['reverse_kl']}")
+    run.plots.mkdir(parents=True, exist_ok=True)
+    path = plots.curves(train, SIGNALS, run.plots / "diagnosis.png", title=f"{run.root.name}: training signals",
+                        marks=[(f["step"], f["flag"]) for f in flags])
+    if evals:
+        plots.curves(evals, EVAL_SIGNALS, run.plots / "diagnosis-eval.png", title=f"{run.root.name}: evaluations",
+                     marks=[(f["step"], f["flag"]) for f in flags])
+    lines.append(f"plots: {path}" + (f", {run.plots / 'diagnosis-eval.png'}" if evals else ""))
+    return "\n".join(lines), path

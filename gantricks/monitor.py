@@ -1,0 +1,164 @@
+"""Live diagnosis: cheap signals watched inside the training loop, and flags that name tricks.
+
+Signals (every logged step): D's accuracy on real and fake, the gap between D(real)
+and D(fake), gradient norms of G and D, the losses. At each evaluation: sample
+diversity (mean pairwise distance of generated samples over that of real ones) and,
+where the data has known modes, coverage.
+
+Flags, raised at the step where the condition starts (once, until it clears):
+
+=====================  =========================================================
+``mode-collapse``      diversity below ``collapse_diversity`` of the data's, or
+                       under half the modes covered while most samples are sharp
+``discriminator-wins`` D classifies real and fake almost perfectly over a window
+                       (G's gradient signal is vanishing or useless)
+``divergence``         a loss or gradient norm far above its running median, or
+                       NaN/inf
+``oscillation``        the D(real)-D(fake) gap swings far beyond its noise and
+                       keeps reversing, or the generator hops between modes
+                       (the mode histogram changes by more than half between
+                       evaluations)
+=====================  =========================================================
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+REMEDIES = {
+    "mode-collapse": ["pacgan", "minibatch-discrimination", "unrolled", "madgan", "mrgan", "feature-matching"],
+    "discriminator-wins": ["label-smoothing", "instance-noise", "noisy-labels", "spectral-norm", "r1",
+                           "lower lr_d (TTUR)"],
+    "divergence": ["spectral-norm", "wgan-gp", "r1", "lower learning rates", "on_nonfinite=rollback"],
+    "oscillation": ["ema", "r1", "replay", "unrolled", "lower lr_g than lr_d (TTUR)"],
+}
+
+
+@dataclass
+class Flag:
+    name: str
+    step: int
+    detail: str
+
+    def message(self) -> str:
+        return f"[{self.name}] at step {self.step}: {self.detail}; try: {', '.join(REMEDIES[self.name])}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": "flag", "step": self.step, "flag": self.name, "detail": self.detail,
+                "remedies": REMEDIES[self.name]}
+
+
+def pairwise_diversity(x: Tensor, max_n: int = 1000) -> float:
+    """Mean Euclidean distance between distinct samples (flattened), on at most ``max_n`` of them."""
+    x = x.detach().flatten(1)[:max_n].double()
+    n = len(x)
+    if n < 2:
+        return 0.0
+    d = torch.cdist(x, x)
+    return float(d.sum() / (n * (n - 1)))
+
+
+@dataclass
+class Monitor:
+    """Watches the logs of each step and each evaluation; returns new flags."""
+
+    window: int = 200                 # steps in the short window (D accuracy, losses)
+    win_accuracy: float = 0.97        # both D accuracies above this over a window: D wins
+    divergence_factor: float = 50.0   # a grad norm / |loss| this many times its running median
+    collapse_diversity: float = 0.3   # generated diversity / real diversity below this: collapse
+    oscillation_ratio: float = 3.0    # swing of the D(real)-D(fake) gap over its noise level (x10)
+    mode_hop_tv: float = 0.5          # total variation between successive mode histograms: hopping
+    active: dict[str, Flag] = field(default_factory=dict)
+    history: list[Flag] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._acc = deque(maxlen=self.window)
+        self._gap = deque(maxlen=self.window * 5)
+        self._norms: dict[str, deque] = {}
+        self._medians: dict[str, float] = {}
+        self._last_modes: np.ndarray | None = None
+
+    def _raise(self, name: str, step: int, detail: str, on: bool) -> list[Flag]:
+        if on and name not in self.active:
+            flag = Flag(name, step, detail)
+            self.active[name] = flag
+            self.history.append(flag)
+            return [flag]
+        if not on:
+            self.active.pop(name, None)
+        return []
+
+    def observe_step(self, step: int, logs: dict[str, float]) -> list[Flag]:
+        flags: list[Flag] = []
+        if "d_acc_real" in logs and "d_acc_fake" in logs:
+            self._acc.append(min(logs["d_acc_real"], logs["d_acc_fake"]))
+            full = len(self._acc) == self._acc.maxlen
+            mean_acc = sum(self._acc) / len(self._acc)
+            flags += self._raise("discriminator-wins", step, f"D's accuracy on real and fake has stayed above "
+                                 f"{self.win_accuracy:.0%} for {self.window} steps (mean {mean_acc:.1%})",
+                                 full and mean_acc > self.win_accuracy)
+        bad = [k for k, v in logs.items() if not math.isfinite(v)]
+        exploded = []
+        for key in ("grad_norm_d", "grad_norm_g", "d_loss", "g_loss"):
+            if key not in logs or not math.isfinite(logs[key]):
+                continue
+            hist = self._norms.setdefault(key, deque(maxlen=self.window * 5))
+            value = abs(logs[key])
+            if len(hist) >= self.window:
+                if step % 16 == 0 or key not in self._medians:    # a median of 1000 values is not free
+                    self._medians[key] = float(np.median(hist))
+                med = self._medians[key]
+                if med > 0 and value > self.divergence_factor * med and value > 1.0:
+                    exploded.append(f"{key} {value:.3g} vs median {med:.3g}")
+            hist.append(value)
+        flags += self._raise("divergence", step, "non-finite " + ", ".join(bad) if bad else "; ".join(exploded),
+                             bool(bad or exploded))
+        if "d_real" in logs and "d_fake" in logs and math.isfinite(logs["d_real"] - logs["d_fake"]):
+            self._gap.append(logs["d_real"] - logs["d_fake"])
+            if len(self._gap) == self._gap.maxlen and step % max(self.window // 4, 1) == 0:
+                flags += self._raise("oscillation", step, *self._oscillation())
+        return flags
+
+    def _oscillation(self) -> tuple[str, bool]:
+        """Chunk means of the D(real)-D(fake) gap that swing far beyond their noise and keep reversing."""
+        size = max(self.window // 4, 2)
+        gaps = np.asarray(self._gap)
+        chunks = gaps[: len(gaps) // size * size].reshape(-1, size)
+        means = chunks.mean(axis=1)
+        noise = chunks.std(axis=1).mean() / math.sqrt(size)
+        amplitude = float(means.max() - means.min())
+        diffs = np.diff(means)
+        reversals = int((diffs[1:] * diffs[:-1] < 0).sum())
+        on = amplitude > 0.5 and amplitude > self.oscillation_ratio * 10 * noise and reversals >= len(diffs) // 3
+        return (f"the D(real)-D(fake) gap swings by {amplitude:.2f} and reversed {reversals} times over "
+                f"the last {len(gaps)} steps", on)
+
+    def observe_eval(self, step: int, samples: Tensor, real: Tensor, metrics: dict[str, Any]) -> list[Flag]:
+        div_fake, div_real = pairwise_diversity(samples), pairwise_diversity(real)
+        ratio = div_fake / div_real if div_real > 0 else 1.0
+        metrics["diversity_ratio"] = ratio
+        reasons = []
+        if ratio < self.collapse_diversity:
+            reasons.append(f"sample diversity is {ratio:.0%} of the data's")
+        if "modes_covered" in metrics and metrics["high_quality_pct"] >= 50 \
+                and metrics["modes_covered"] < 0.5 * metrics["modes"]:
+            reasons.append(f"{metrics['modes_covered']} of {metrics['modes']} modes covered with "
+                           f"{metrics['high_quality_pct']:.0f}% sharp samples")
+        flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))
+        counts = metrics.get("mode_counts")
+        if counts and sum(counts) > 0:
+            p = np.asarray(counts, dtype=np.float64) / sum(counts)
+            if self._last_modes is not None and len(self._last_modes) == len(p):
+                tv = 0.5 * float(np.abs(p - self._last_modes).sum())
+                metrics["mode_shift"] = tv
+                flags += self._raise("oscillation", step, f"the generator hops between modes: {tv:.0%} of its "
+                                     f"sharp samples moved to other modes since the last evaluation",
+                                     tv > self.mode_hop_tv)
+            self._last_modes = p
+        return flags
