@@ -22,12 +22,12 @@ from .penalties import GradientPenalty, check_weight, input_gradient, per_sample
 
 def dragan_points(real: Tensor, c: float = 0.5, noise: Tensor | None = None, alpha: Tensor | None = None) -> Tensor:
     """x + α (x_p - x) with x_p = x + c·std(x)·u; ``noise`` is u and ``alpha`` is α when given."""
-    x = real.detach()
+    x = real
     if noise is None:
         noise = torch.rand_like(x)
     if alpha is None:
         alpha = torch.rand(x.shape[0], device=x.device, dtype=x.dtype)
-    perturbed = x + c * x.std(correction=0) * noise
+    perturbed = x + c * x.detach().std(correction=0) * noise     # the scale is a constant of the batch
     return x + alpha.reshape(-1, *([1] * (x.dim() - 1))) * (perturbed - x)
 
 

@@ -20,8 +20,11 @@ def input_gradient(D: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
     Outputs of any shape (B, ...) are summed per sample; for a D without
     cross-sample layers summing over the batch gives each sample its own gradient.
+    An ``x`` that already carries a graph (fakes inside an unrolled D step) keeps it,
+    so the penalty's dependence on G is part of G's exact gradient.
     """
-    x = x.detach().requires_grad_(True)
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
     return grad
 

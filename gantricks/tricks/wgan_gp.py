@@ -23,7 +23,7 @@ def interpolate(real: Tensor, fake: Tensor, eps: Tensor | None = None) -> Tensor
     if eps is None:
         eps = torch.rand(real.shape[0], device=real.device, dtype=real.dtype)
     eps = eps.reshape(-1, *([1] * (real.dim() - 1)))
-    return eps * real.detach() + (1 - eps) * fake.detach()
+    return eps * real + (1 - eps) * fake    # no detach: under an unrolled D the fakes carry G's graph
 
 
 def wgan_gp_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, target: float = 1.0,
