@@ -224,16 +224,23 @@ def published_table() -> str:
     return "\n".join(lines)
 
 
+INTRO = ("Protocol: PacGAN's 2D nets (G 4×400 ReLU+BN, D 3×200 maxout-5), Adam lr 1e-4 β1 0.8, batch 100, "
+         "z 2-D, 100k training points, unless a cell overrides them; 2,500 samples per evaluation, high quality "
+         "within 3 std, reverse KL = KL(p_gen ‖ uniform over modes). Mean ± standard error over seeds.")
+
+
 def write_report(out: Path, results: Sequence[dict], order: Sequence[str]) -> Path:
+    """``report.md``, ``summary.json`` and the self-contained ``report.html``."""
+    from .report_html import write_html
+
     rows = summarize(results, order)
-    text = ["# Trick matrix", "",
-            "Protocol: PacGAN's 2D nets (G 4×400 ReLU+BN, D 3×200 maxout-5), Adam lr 1e-4 β1 0.8, batch 100, "
-            "z 2-D, 100k training points; 2,500 samples per evaluation, high quality within 3 std, "
-            "reverse KL = KL(p_gen ‖ uniform over modes). Mean ± standard error over seeds.", "",
-            report_table(rows), "", "Published (PacGAN trained ≈400k iterations):", "", published_table(), ""]
+    table, published = report_table(rows), published_table()
+    text = ["# Trick matrix", "", INTRO, "", table, "", "Published (PacGAN trained ≈400k iterations):", "",
+            published, ""]
     path = out / "report.md"
     path.write_text("\n".join(text))
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
+    write_html(out, "gantricks trick matrix", INTRO, table, published, results, list(dict.fromkeys(order)))
     return path
 
 
