@@ -129,13 +129,12 @@ class Monitor:
         """Chunk means of the D(real)-D(fake) gap that swing far beyond their noise and keep reversing."""
         size = max(self.window // 4, 2)
         gaps = np.asarray(self._gap)
-        chunks = gaps[: len(gaps) // size * size].reshape(-1, size)
-        means = chunks.mean(axis=1)
-        noise = chunks.std(axis=1).mean() / math.sqrt(size)
+        means = gaps[: len(gaps) // size * size].reshape(-1, size).mean(axis=1)
+        noise = np.diff(gaps).std() / math.sqrt(2 * size)   # step-to-step noise, as it shows in a chunk mean
         amplitude = float(means.max() - means.min())
         diffs = np.diff(means)
         reversals = int((diffs[1:] * diffs[:-1] < 0).sum())
-        on = amplitude > 0.5 and amplitude > self.oscillation_ratio * 10 * noise and reversals >= len(diffs) // 3
+        on = amplitude > 0.5 and amplitude > self.oscillation_ratio * 10 * noise and reversals >= 3
         return (f"the D(real)-D(fake) gap swings by {amplitude:.2f} and reversed {reversals} times over "
                 f"the last {len(gaps)} steps", on)
 

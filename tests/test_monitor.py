@@ -1,0 +1,77 @@
+"""The monitor flags what it claims on constructed signals, and on real short runs."""
+import math
+import random
+
+import torch
+
+from gantricks.monitor import REMEDIES, Monitor, pairwise_diversity
+
+
+def _healthy(step, rng):
+    return {"d_acc_real": 0.6 + 0.05 * rng.random(), "d_acc_fake": 0.6 + 0.05 * rng.random(),
+            "d_real": 0.2 + 0.1 * rng.random(), "d_fake": -0.2 + 0.1 * rng.random(),
+            "grad_norm_d": 1 + rng.random(), "grad_norm_g": 1 + rng.random(), "d_loss": 1.3, "g_loss": 0.8}
+
+
+def _feed(monitor, steps, make, start=1):
+    rng = random.Random(0)
+    flags = []
+    for s in range(start, start + steps):
+        flags += monitor.observe_step(s, make(s, rng))
+    return flags
+
+
+def test_quiet_on_healthy_signals():
+    assert _feed(Monitor(), 3000, _healthy) == []
+
+
+def test_discriminator_wins_flagged_once_at_its_start():
+    m = Monitor(window=100)
+    _feed(m, 500, _healthy)
+
+    def winning(s, rng):
+        return {**_healthy(s, rng), "d_acc_real": 1.0, "d_acc_fake": 0.99}
+    flags = _feed(m, 500, winning, start=501)
+    assert [f.name for f in flags] == ["discriminator-wins"]
+    assert 501 + 90 <= flags[0].step <= 501 + 100        # once the window is mostly winning
+    assert "label-smoothing" in flags[0].message()
+
+
+def test_divergence_on_exploding_gradients_and_nan():
+    m = Monitor(window=50)
+    _feed(m, 300, _healthy)
+    flags = m.observe_step(301, {**_healthy(0, random.Random(1)), "grad_norm_d": 1e4})
+    assert [f.name for f in flags] == ["divergence"] and "grad_norm_d" in flags[0].detail
+    m2 = Monitor(window=50)
+    flags = m2.observe_step(1, {"d_loss": math.nan, "g_loss": 1.0})
+    assert flags and flags[0].name == "divergence" and flags[0].step == 1
+
+
+def test_oscillation_of_the_gap_but_not_a_slow_drift():
+    def swinging(s, rng):
+        gap = 2 * math.sin(2 * math.pi * s / 400) + rng.gauss(0, 0.3)
+        return {**_healthy(s, rng), "d_real": gap / 2, "d_fake": -gap / 2}
+
+    def drifting(s, rng):
+        return {**_healthy(s, rng), "d_real": s / 1000 + rng.gauss(0, 0.3), "d_fake": 0.0}
+    assert "oscillation" in [f.name for f in _feed(Monitor(), 3000, swinging)]
+    assert "oscillation" not in [f.name for f in _feed(Monitor(), 3000, drifting)]
+
+
+def test_mode_collapse_and_mode_hopping_at_evaluation():
+    real = torch.randn(500, 2)
+    m = Monitor()
+    metrics = {"modes_covered": 8, "modes": 8, "high_quality_pct": 90.0, "mode_counts": [10] * 8}
+    assert m.observe_eval(1000, torch.randn(500, 2), real, metrics) == []
+    collapsed = {"modes_covered": 2, "modes": 8, "high_quality_pct": 95.0, "mode_counts": [0] * 6 + [40, 40]}
+    flags = m.observe_eval(2000, 0.01 * torch.randn(500, 2), real, collapsed)
+    names = [f.name for f in flags]
+    assert "mode-collapse" in names and "oscillation" in names      # and it hopped there from all 8
+    assert collapsed["diversity_ratio"] < 0.05
+    assert set(REMEDIES["mode-collapse"]) >= {"pacgan", "unrolled"}
+
+
+def test_pairwise_diversity_against_a_loop():
+    x = torch.randn(7, 3)
+    ref = sum(float((x[i] - x[j]).norm()) for i in range(7) for j in range(7) if i != j) / 42
+    assert abs(pairwise_diversity(x) - ref) < 1e-6 * ref
