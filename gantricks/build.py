@@ -7,7 +7,7 @@ from .config import TrainConfig
 from .data.sources import Sampler
 from .errors import ConfigError
 from .gan import GAN, build_tricks
-from .registry import Spec, datasets, nets
+from .registry import Spec, datasets, nets, schemes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,9 +39,11 @@ def build_gan(config: TrainConfig, data_shape: tuple[int, ...]) -> GAN:
     d_shape = tuple(data_shape)
     for trick in tricks:   # e.g. PacGAN packs m samples: D's input grows
         d_shape = getattr(trick, "discriminator_input_shape", lambda s: s)(d_shape)
-    scheme = Spec.parse(config.scheme)
-    G = nets.build(config.generator, role="generator", data_shape=tuple(data_shape), z_dim=config.z_dim)
-    D = nets.build(config.discriminator, role="discriminator", data_shape=d_shape, z_dim=config.z_dim)
+    scheme = schemes.build(config.scheme)   # it may ask for particular nets (MAD-GAN: D with k+1 outputs)
+    G = nets.build(scheme.net_spec("generator", Spec.parse(config.generator)), role="generator",
+                   data_shape=tuple(data_shape), z_dim=config.z_dim)
+    D = nets.build(scheme.net_spec("discriminator", Spec.parse(config.discriminator)), role="discriminator",
+                   data_shape=d_shape, z_dim=config.z_dim)
     return GAN(G, D, z_dim=config.z_dim, z_shape=getattr(G, "z_shape", None), loss=config.loss, scheme=scheme,
                tricks=tricks, lr_g=config.lr_g, lr_d=config.lr_d, betas=(config.beta1, config.beta2),
                n_critic=config.n_critic, device=resolve_device(config.device), data_shape=tuple(data_shape))

@@ -173,23 +173,33 @@ class GAN:
             terms.update(trick.g_terms(ctx))
         return _total(terms, dict(ctx.logs), "g_loss")
 
-    def update(self, name: str, loss: Tensor, logs: dict | None = None) -> None:
-        """Backward ``loss`` into the parameters of ``modules[name]`` and step its optimizer."""
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
+    def update(self, name: "str | Sequence[str]", loss: Tensor, logs: dict | None = None) -> None:
+        """Backward ``loss`` into the parameters of ``modules[name]`` and step its optimizer.
+
+        ``name`` may be several module names: one backward, then every one of their
+        optimizers steps (a loss two nets minimise together, e.g. MRGAN's G and encoder);
+        the logged gradient norm is over all of them, under the first name.
+        """
+        names = (name,) if isinstance(name, str) else tuple(name)
+        opts = [self.optimizers[n] for n in names]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.check_finite or logs is not None:
-            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            grads = [p.grad for opt in opts for group in opt.param_groups for p in group["params"]
+                     if p.grad is not None]
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) \
                 if grads else torch.zeros((), device=self.device)
+            what = "+".join(names)
             if self.check_finite:
                 if not torch.isfinite(loss):
-                    raise NonFiniteError(self.step_count + 1, f"{name} loss")
+                    raise NonFiniteError(self.step_count + 1, f"{what} loss")
                 if not torch.isfinite(norm):
-                    raise NonFiniteError(self.step_count + 1, f"{name} gradient")
+                    raise NonFiniteError(self.step_count + 1, f"{what} gradient")
             if logs is not None:
-                logs[f"grad_norm_{name.lower()}"] = norm.detach()
-        opt.step()
+                logs[f"grad_norm_{names[0].lower()}"] = norm.detach()
+        for opt in opts:
+            opt.step()
 
     @contextlib.contextmanager
     def frozen(self, *names: str) -> Iterator[None]:

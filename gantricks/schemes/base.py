@@ -13,6 +13,7 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     from ..gan import GAN
+    from ..registry import Spec
 
 
 class Scheme:
@@ -23,6 +24,15 @@ class Scheme:
 
     def setup(self, gan: "GAN") -> None:
         pass
+
+    def net_spec(self, role: str, spec: "Spec") -> "Spec":
+        """The net the builder makes by name for ``role`` ("generator" or "discriminator").
+
+        A scheme that needs a particular kind of built-in net adapts the spec here (MAD-GAN
+        asks D for k+1 outputs, EBGAN for an auto-encoder). Nets handed to :class:`GAN`
+        directly do not pass through here; ``validate`` checks those.
+        """
+        return spec
 
     def step(self, gan: "GAN", next_real: Callable[[], Tensor]) -> dict[str, float]:  # pragma: no cover
         raise NotImplementedError
