@@ -1,0 +1,120 @@
+"""Energy-based GAN (Zhao et al. 2017, arXiv:1609.03126) with the pulling-away term.
+
+D is an auto-encoder and its energy is the per-sample reconstruction error
+``D(x) = mean((Dec(Enc(x)) - x)²)`` (the paper's MSE). With a margin ``m`` (Eq. 1-2)::
+
+    L_D = D(x) + [m - D(G(z))]^+          L_G = D(G(z)) + λ_PT · f_PT(S)
+
+where ``S`` are the encoder's embeddings of the generated batch and the pulling-away
+term (Eq. 6) is the mean squared cosine similarity between different samples::
+
+    f_PT(S) = 1 / (N(N-1)) · Σ_i Σ_{j≠i} ( S_iᵀ S_j / (‖S_i‖ ‖S_j‖) )²
+
+The paper's defaults: λ_PT = 0.1. The margin depends on the data's scale (the energy is
+an MSE in data units); our default 1.0 suits the 2D mixtures (ring8, grid25).
+
+D is any module with ``encode(x)`` and ``decode(h)`` (the ``autoencoder`` net); with the
+builder's nets a plain ``mlp`` discriminator is swapped for ``autoencoder``. The scheme
+has its own losses, so tricks that change D's labels or add loss terms over binary
+logits are refused; D-input tricks (PacGAN packing, instance noise) and D/G architecture
+tricks apply.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..nets.autoencoder import per_sample_mse
+from ..registry import Spec, schemes
+from ..tricks.base import D_LOSS, G_LOSS, TARGETS
+from .base import Scheme
+from .parts import refuse_tricks, require_loss
+
+if TYPE_CHECKING:
+    from ..gan import GAN
+
+
+def pulling_away(embeddings: Tensor, eps: float = 1e-12) -> Tensor:
+    """EBGAN's pulling-away term (Zhao et al. 2017, Eq. 6) of a batch of embeddings ``(N, ...)``.
+
+    Each embedding is flattened and normalised on its own (not along the batch), and the
+    squared cosines of the N(N-1) ordered pairs i ≠ j are averaged: 0 for mutually
+    orthogonal embeddings, 1 when all are parallel or anti-parallel.
+    """
+    s = embeddings.flatten(1)
+    n = s.shape[0]
+    if n < 2:
+        raise ValueError("the pulling-away term needs a batch of at least 2 samples")
+    unit = s / s.norm(dim=1, keepdim=True).clamp_min(eps)
+    cos = unit @ unit.T
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=s.device)
+    return cos[off_diagonal].pow(2).sum() / (n * (n - 1))
+
+
+def margin_loss(real_energy: Tensor, fake_energy: Tensor, margin: float) -> Tensor:
+    """D's loss (Eq. 1): E[D(x)] + E[max(0, m - D(G(z)))]."""
+    return real_energy.mean() + F.relu(margin - fake_energy).mean()
+
+
+def energy_and_embedding(D: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-sample reconstruction MSE of the auto-encoder ``D`` and the encoder's embedding."""
+    h = D.encode(x)
+    return per_sample_mse(D.decode(h), x), h
+
+
+@schemes.register("ebgan", paper="Zhao et al. 2017, arXiv:1609.03126, Eq. 1-2, 6",
+                  summary="auto-encoder D with energy = reconstruction MSE, margin loss, pulling-away term for G")
+class EBGAN(Scheme):
+    """EBGAN-PT.
+
+    Args:
+        margin: m of D's hinge on fake energies (data-scale dependent).
+        pt_weight: λ_PT of the pulling-away term in G's loss (paper: 0.1; 0 turns it off).
+    """
+
+    name = "ebgan"
+
+    def __init__(self, margin: float = 1.0, pt_weight: float = 0.1):
+        if not margin > 0:
+            raise ConfigError(f"scheme 'ebgan': margin must be positive, got {margin}")
+        if not pt_weight >= 0:
+            raise ConfigError(f"scheme 'ebgan': pt_weight must be >= 0, got {pt_weight}")
+        self.margin, self.pt_weight = margin, pt_weight
+
+    def net_spec(self, role: str, spec: Spec) -> Spec:
+        # the builder's default D gives logits, which have no energy: use the auto-encoder instead
+        if role == "discriminator" and spec.name == "mlp" and not spec.options:
+            return Spec("autoencoder")
+        return spec
+
+    def validate(self, gan: "GAN") -> None:
+        D = gan.D
+        if not (callable(getattr(D, "encode", None)) and callable(getattr(D, "decode", None))):
+            raise ConfigError("scheme 'ebgan' needs an auto-encoder discriminator with encode(x) and decode(h) "
+                              "methods; use the 'autoencoder' net (--discriminator autoencoder) or add them to yours")
+        require_loss(gan, self.name, ("nonsaturating",), "has its own margin loss, so the loss setting would be "
+                     "ignored; leave it at the default")
+        refuse_tricks(gan, self.name, (TARGETS, D_LOSS, G_LOSS), "EBGAN's D outputs energies, not logits")
+
+    def step(self, gan: "GAN", next_real: Callable[[], Tensor]) -> dict[str, Tensor]:
+        logs: dict[str, Tensor] = {}
+        for _ in range(gan.n_critic):
+            real = next_real()
+            real_in, fake_in = gan.d_inputs(real, gan.generate(real.shape[0]).detach(), "D")
+            e_real, _ = energy_and_embedding(gan.D, real_in)
+            e_fake, _ = energy_and_embedding(gan.D, fake_in)
+            d_loss = margin_loss(e_real, e_fake, self.margin)
+            gan.update("D", d_loss, logs)
+        with gan.frozen("D"):
+            _, fake_in = gan.d_inputs(None, gan.generate(real.shape[0]), "G")
+            e_gen, embedding = energy_and_embedding(gan.D, fake_in)
+            pt = pulling_away(embedding)
+            g_loss = e_gen.mean() + self.pt_weight * pt
+            gan.update("G", g_loss, logs)
+        logs.update(d_loss=d_loss.detach(), g_loss=g_loss.detach(), energy_real=e_real.detach().mean(),
+                    energy_fake=e_fake.detach().mean(), energy_gen=e_gen.detach().mean(), pulling_away=pt.detach())
+        return logs
