@@ -34,7 +34,7 @@ def feature_layer(D: nn.Module, layer: str = "") -> tuple[str, nn.Module, bool]:
     """
     modules = dict(D.named_modules())
     if layer:
-        require(layer in modules and layer != "", f"trick 'feature-matching': D has no layer {layer!r}; "
+        require(layer in modules, f"trick 'feature-matching': D has no layer {layer!r}; "
                 f"its layers are: {', '.join(n for n in modules if n) or 'none'}")
         return layer, modules[layer], False
     layers = weight_layers(D)
