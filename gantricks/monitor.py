@@ -134,7 +134,7 @@ class Monitor:
         amplitude = float(means.max() - means.min())
         diffs = np.diff(means)
         reversals = int((diffs[1:] * diffs[:-1] < 0).sum())
-        on = amplitude > 0.5 and amplitude > self.oscillation_ratio * 10 * noise and reversals >= 3
+        on = amplitude > 1.0 and amplitude > self.oscillation_ratio * 10 * noise and reversals >= 3
         return (f"the D(real)-D(fake) gap swings by {amplitude:.2f} and reversed {reversals} times over "
                 f"the last {len(gaps)} steps", on)
 
@@ -151,7 +151,8 @@ class Monitor:
                            f"{metrics['high_quality_pct']:.0f}% sharp samples")
         flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))
         counts = metrics.get("mode_counts")
-        if counts and sum(counts) > 0:
+        # hopping is read only from histograms of many sharp samples; a few stray hits are noise
+        if counts and sum(counts) >= max(100, 0.2 * metrics.get("samples", 0)):
             p = np.asarray(counts, dtype=np.float64) / sum(counts)
             if self._last_modes is not None and len(self._last_modes) == len(p):
                 tv = 0.5 * float(np.abs(p - self._last_modes).sum())
@@ -160,4 +161,6 @@ class Monitor:
                                      f"sharp samples moved to other modes since the last evaluation",
                                      tv > self.mode_hop_tv)
             self._last_modes = p
+        else:
+            self._last_modes = None
         return flags

@@ -61,9 +61,9 @@ def test_oscillation_of_the_gap_but_not_a_slow_drift():
 def test_mode_collapse_and_mode_hopping_at_evaluation():
     real = torch.randn(500, 2)
     m = Monitor()
-    metrics = {"modes_covered": 8, "modes": 8, "high_quality_pct": 90.0, "mode_counts": [10] * 8}
+    metrics = {"modes_covered": 8, "modes": 8, "high_quality_pct": 90.0, "mode_counts": [100] * 8}
     assert m.observe_eval(1000, torch.randn(500, 2), real, metrics) == []
-    collapsed = {"modes_covered": 2, "modes": 8, "high_quality_pct": 95.0, "mode_counts": [0] * 6 + [40, 40]}
+    collapsed = {"modes_covered": 2, "modes": 8, "high_quality_pct": 95.0, "mode_counts": [0] * 6 + [400, 400]}
     flags = m.observe_eval(2000, 0.01 * torch.randn(500, 2), real, collapsed)
     names = [f.name for f in flags]
     assert "mode-collapse" in names and "oscillation" in names      # and it hopped there from all 8
