@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from _modes_util import one_thread  # noqa: F401  (autouse fixture)
 
 from gantricks.cli import main
 from gantricks.train import open_run

@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from _modes_util import one_thread  # noqa: F401  (autouse fixture)
 from conftest import tiny_nets
 from torch import nn
 
@@ -346,7 +347,8 @@ def test_mdgan_trains_two_discriminators():
 def test_registry_smoke(name):
     entry = schemes.get(name)
     assert entry.paper and entry.summary
-    gan = build_gan(TrainConfig(scheme=name, z_dim=2), (2,))
+    small_d = "autoencoder:width=32" if name == "ebgan" else "mlp:width=32,depth=2,maxout=2"
+    gan = build_gan(TrainConfig(scheme=name, generator="mlp:width=32,depth=2", discriminator=small_d), (2,))
     for _ in range(3):
         logs = gan.step(ring(20))
     assert logs and all(torch.isfinite(torch.tensor(v)) for v in logs.values()), logs

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _modes_util import one_thread  # noqa: F401  (autouse fixture)
 from conftest import tiny_nets
 from torch import nn
 

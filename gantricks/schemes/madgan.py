@@ -180,11 +180,13 @@ class MADGAN(Scheme):
         for _ in range(gan.n_critic):
             real = next_real()
             z = gan.noise(real.shape[0])
+            with torch.no_grad():
+                fakes = [g(z) for g in gens]
             real_logits = self._logits(gan.D, real)
             d_loss = F.cross_entropy(real_logits, torch.full((real.shape[0],), real_class, device=real.device))
             correct = []
-            for i, g in enumerate(gens):
-                logits = self._logits(gan.D, g(z).detach())
+            for i, fake in enumerate(fakes):
+                logits = self._logits(gan.D, fake)
                 d_loss = d_loss + F.cross_entropy(logits, torch.full((z.shape[0],), i, device=logits.device))
                 correct.append((logits.detach().argmax(1) == i).float().mean())
             gan.update("D", d_loss, logs)
