@@ -108,7 +108,8 @@ def cmd_bench(args) -> int:
     only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
     if args.workers < 1:
         raise GantricksError(f"--workers must be >= 1, got {args.workers}")
-    run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only)
+    run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only,
+              protocol=args.protocol)
     print((Path(args.out) / "report.md").read_text())
     return 0
 
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
     p.add_argument("--only", help="comma-separated cells (default: all; see the report for names)")
+    p.add_argument("--protocol", default="pacgan", help="pacgan (PacGAN's nets and optimizer) or fast (3x128 nets)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_bench)
 

@@ -22,9 +22,9 @@ def run_demo(out: Path, overwrite: bool = False, steps: int | None = None) -> in
             shutil.rmtree(out)
     available = [c for c in DEMO_CELLS if c in cells()]
     results = run_bench("ring8", DEMO_SEEDS, steps or DEMO_STEPS, out, workers=min(2, os.cpu_count() or 1),
-                        only=available)
+                        only=available, protocol="fast")
     print((out / "report.md").read_text())
-    plots = sorted(out.glob("runs/*/ring8/seed*/plots/samples-*.png"))
+    plots = sorted(out.glob("runs/*/*/ring8/seed*/plots/samples-*.png"))
     finals = {}
     for p in plots:
         finals[p.parent] = p           # the last scatter of each run
