@@ -18,6 +18,9 @@ builder's nets a plain ``mlp`` discriminator is swapped for ``autoencoder``. The
 has its own losses, so tricks that change D's labels or add loss terms over binary
 logits are refused; D-input tricks (PacGAN packing, instance noise) and D/G architecture
 tricks apply.
+
+    gantricks train --data ring8 --scheme ebgan:margin=1,pt_weight=0.1
+    gt.GAN(G, my_autoencoder, z_dim=2, scheme="ebgan:margin=1")   # my_autoencoder has encode/decode
 """
 from __future__ import annotations
 

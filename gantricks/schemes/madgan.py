@@ -23,6 +23,9 @@ The extra generators are re-initialized copies of G, stored as ``gan.modules["G1
 ``share`` weight layers (with the norm/activation modules up to the next weight layer)
 instead of their own: the paper shares all but the last layers in its image
 experiments. Sampling draws every sample from a generator chosen uniformly at random.
+
+    gantricks train --data grid25 --scheme madgan:generators=4     # the mlp D gets 5 outputs
+    gt.GAN(G, D_with_5_outputs, z_dim=2, scheme="madgan:generators=4,share=3")
 """
 from __future__ import annotations
 

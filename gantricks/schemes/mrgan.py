@@ -32,6 +32,9 @@ discriminator in question, so loss, label and penalty tricks apply to both D_M a
 The encoder is built from ``data_shape`` and ``z_dim`` (an MLP for vectors, strided
 convs for images) unless one is given: ``MRGAN(encoder=my_encoder)``. λ1, λ2 defaults
 are ours, for the 2D mixtures.
+
+    gantricks train --data ring8 --scheme mrgan:geometric=1,mode=0.1
+    gt.GAN(G, D, z_dim=2, data_shape=(2,), scheme="mdgan")         # or scheme=MDGAN(encoder=E)
 """
 from __future__ import annotations
 
