@@ -97,6 +97,8 @@ def test_ebgan_builder_swaps_the_default_mlp_for_an_autoencoder():
     gan = build_gan(TrainConfig(scheme="ebgan:margin=2,pt_weight=0.3"), (2,))
     assert isinstance(gan.D, MLPAutoEncoder)
     assert (gan.scheme.margin, gan.scheme.pt_weight) == (2.0, 0.3)
+    gan = build_gan(TrainConfig(scheme="ebgan", discriminator="mlp:width=24,depth=3,maxout=1"), (2,))
+    assert [m.out_features for m in gan.D.encoder if isinstance(m, nn.Linear)] == [24, 24, 24, 32]
 
 
 def test_ebgan_refuses_a_logit_discriminator_and_label_tricks():
@@ -347,8 +349,8 @@ def test_mdgan_trains_two_discriminators():
 def test_registry_smoke(name):
     entry = schemes.get(name)
     assert entry.paper and entry.summary
-    small_d = "autoencoder:width=32" if name == "ebgan" else "mlp:width=32,depth=2,maxout=2"
-    gan = build_gan(TrainConfig(scheme=name, generator="mlp:width=32,depth=2", discriminator=small_d), (2,))
+    gan = build_gan(TrainConfig(scheme=name, generator="mlp:width=32,depth=2",
+                                discriminator="mlp:width=32,depth=2,maxout=2"), (2,))
     for _ in range(3):
         logs = gan.step(ring(20))
     assert logs and all(torch.isfinite(torch.tensor(v)) for v in logs.values()), logs

@@ -14,7 +14,8 @@ The paper's defaults: λ_PT = 0.1. The margin depends on the data's scale (the e
 an MSE in data units); our default 1.0 suits the 2D mixtures (ring8, grid25).
 
 D is any module with ``encode(x)`` and ``decode(h)`` (the ``autoencoder`` net); with the
-builder's nets a plain ``mlp`` discriminator is swapped for ``autoencoder``. The scheme
+builder's nets an ``mlp`` discriminator becomes the ``autoencoder`` net, keeping its
+``width``, ``depth`` and ``activation`` options (per side of the auto-encoder). The scheme
 has its own losses, so tricks that change D's labels or add loss terms over binary
 logits are refused; D-input tricks (PacGAN packing, instance noise) and D/G architecture
 tricks apply.
@@ -89,9 +90,10 @@ class EBGAN(Scheme):
         self.margin, self.pt_weight = margin, pt_weight
 
     def net_spec(self, role: str, spec: Spec) -> Spec:
-        # the builder's default D gives logits, which have no energy: use the auto-encoder instead
-        if role == "discriminator" and spec.name == "mlp" and not spec.options:
-            return Spec("autoencoder")
+        # an mlp D gives logits, which have no energy: the MLP auto-encoder of the same width and depth
+        if role == "discriminator" and spec.name == "mlp":
+            kept = {k: v for k, v in spec.options.items() if k in ("width", "depth", "activation")}
+            return Spec("autoencoder", kept)
         return spec
 
     def validate(self, gan: "GAN") -> None:
