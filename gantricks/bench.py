@@ -55,6 +55,8 @@ def cells() -> dict[str, dict[str, Any]]:
     for name in losses.names():
         if name != "nonsaturating":
             out[f"loss-{name}"] = {"loss": name}
+    out["ttur"] = {"lr_g": 1e-4, "lr_d": 4e-4}        # Heusel et al. 2017: D faster than G
+    out["n-critic-5"] = {"n_critic": 5}
     for name, overrides in recipes().items():
         out[f"recipe-{name}" if name in out else name] = overrides
     return out
