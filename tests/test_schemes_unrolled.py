@@ -98,14 +98,13 @@ def test_exact_gradient_matches_finite_differences(float64, options):
     assert rel(first_order, fd) > 0.05   # the second term matters here, so the two must differ
 
 
-@pytest.mark.parametrize("trick, loss", [
-    ("r1", "nonsaturating"), ("dragan", "nonsaturating"),
-    pytest.param("wgan-gp", "wasserstein", marks=pytest.mark.xfail(strict=True, reason=(
-        "wgan_gp.interpolate and penalties.input_gradient detach the fake batch, which cuts the path "
-        "fake -> interpolates -> penalty -> unrolled D of Eq. 12; harmless in a D step, wrong in the unroll"))),
-])
+@pytest.mark.parametrize("trick, loss", [("r1", "nonsaturating"), ("dragan", "nonsaturating"),
+                                         ("wgan-gp", "wasserstein")])
 def test_exact_gradient_with_a_gradient_penalty(float64, trick, loss):
-    """Penalties (third derivatives through the unroll) keep the gradient exact, by finite differences."""
+    """Penalties (third derivatives through the unroll) keep the gradient exact, by finite differences.
+
+    Regression: wgan-gp's interpolates once detached the fake batch, which cut the path
+    fake -> interpolates -> penalty -> unrolled D (harmless in a D step, wrong in the unroll)."""
     scheme = Unrolled(k=2, optimizer="sgd", lr=0.05)
     G, D = smooth_nets()
     gan = GAN(G, D, z_dim=2, scheme=scheme, loss=loss, tricks=[trick], lr_d=0.05, lr_g=0.01)
