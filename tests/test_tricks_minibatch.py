@@ -13,7 +13,7 @@ from gantricks.config import TrainConfig
 from gantricks.errors import ConfigError
 from gantricks.registry import tricks
 from gantricks.tricks.minibatch_discrimination import MinibatchDiscrimination, minibatch_features
-from gantricks.tricks.minibatch_stddev import minibatch_stddev
+from gantricks.tricks.minibatch_stddev import MinibatchStdDev, minibatch_stddev
 
 
 # --- the layers against references -----------------------------------------------------------
@@ -43,6 +43,17 @@ def test_minibatch_feature_of_one_sample_depends_on_the_others():
     moved[3] += 0.5                                     # change another sample
     assert not torch.allclose(layer(moved)[0, 4:], out[0, 4:])
     assert torch.equal(layer(x[[0]])[0, 4:], torch.zeros(5))   # alone in its batch: no other sample is close
+
+
+@pytest.mark.parametrize("layer", [MinibatchDiscrimination(4, 5, 3, init_std=0.3), MinibatchStdDev(2)])
+def test_layers_can_be_differentiated_twice(layer):
+    """Gradient penalties (wgan-gp, dragan, r1) and unrolled D steps take the gradient of a gradient."""
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    layer = layer.double()
+    grad, = torch.autograd.grad(layer(x)[:, 4:].pow(2).sum(), x, create_graph=True)
+    assert torch.autograd.gradcheck(lambda v: torch.autograd.grad(layer(v)[:, 4:].pow(2).sum(), v,
+                                                                  create_graph=True)[0], (x,))
+    assert grad.requires_grad
 
 
 def stddev_reference(x: torch.Tensor, group: int, features: int) -> torch.Tensor:
