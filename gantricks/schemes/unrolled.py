@@ -45,7 +45,7 @@ github.com/poolio/unrolled_gan, "Unrolled GAN demo.ipynb"):
     gt.GAN(G, D, z_dim=2, scheme="lookahead:k=5")                       # first-order, cheaper
 
 Cost per step grows linearly in k (benchmarks/unrolled_timing.py): on two CPU cores with
-PacGAN's MLPs one unroll step of ``unrolled`` costs about 1.4 standard steps, of
+PacGAN's MLPs one unroll step of ``unrolled`` costs about 1.5 standard steps, of
 ``lookahead`` about 0.5. The exact unroll needs D (and any trick's D term) to be twice
 differentiable; where it is not, the first G step raises a ConfigError naming ``lookahead``.
 """
