@@ -50,6 +50,7 @@ from ..registry import schemes
 from ..tricks.base import D_INPUTS, Trick
 from .base import Scheme
 from .parts import reinitialized_copy
+from .standard import Standard
 
 if TYPE_CHECKING:
     from ..gan import GAN
@@ -105,8 +106,8 @@ class _Regularized(Scheme):
 
 @schemes.register("mrgan", paper="Che et al. 2017, arXiv:1612.02136, §3.1-3.2",
                   summary="encoder E; G and E minimise λ1·||x - G(E(x))||² and λ2·(-log D(G(E(x))))")
-class MRGAN(_Regularized):
-    """The regularized GAN: a standard GAN plus the geometric and mode regularizers on G and E.
+class MRGAN(_Regularized, Standard):
+    """The regularized GAN: the standard scheme's D updates; G's update adds the regularizers and trains E.
 
     Args:
         geometric: λ1, weight of the reconstruction error d(x, G(E(x))).
@@ -121,20 +122,14 @@ class MRGAN(_Regularized):
                  width: int | None = None, depth: int | None = None):
         super().__init__(geometric, mode, encoder, width, depth)
 
-    def step(self, gan: "GAN", next_real: Callable[[], Tensor]) -> dict[str, Tensor]:
-        logs: dict[str, Tensor] = {}
-        for _ in range(gan.n_critic):
-            real = next_real()
-            d_total, d_logs = gan.discriminator_loss(gan.D, real, gan.generate(real.shape[0]).detach())
-            gan.update("D", d_total, logs)
-            logs.update(d_logs)
+    def generator_update(self, gan: "GAN", real: Tensor, next_real: Callable[[], Tensor], logs: dict) -> None:
+        """G's adversarial loss on fresh noise plus the regularizers on a fresh real batch; G and E step."""
         with gan.frozen("D"):
-            g_adv, g_logs = gan.generator_loss(gan.D, gan.generate(real.shape[0]), real)
+            g_adv, g_logs = self.generator_loss(gan, gan.generate(real.shape[0]), real, next_real)
             reg, reg_logs = self.regularizers(gan, next_real(), lambda recon: _mode_term(gan, recon))
             g_total = g_adv + reg
             gan.update(("G", "E"), g_total, logs)
         logs.update(g_logs, **reg_logs, g_loss=g_total.detach())
-        return logs
 
 
 @schemes.register("mdgan", paper="Che et al. 2017, arXiv:1612.02136, §3.3, Alg. 1",
