@@ -329,6 +329,16 @@ def test_reconstruction_error_falls_during_training(scheme):
     assert "recon_mse" in logs and all(torch.isfinite(torch.tensor(v)) for v in logs.values())
 
 
+@pytest.mark.parametrize("scheme", ["mrgan", "mdgan"])
+def test_only_g_of_noise_moves_gs_batch_norm_statistics(scheme):
+    """G samples in eval mode from G(z): its running statistics must not average in G(E(x)) batches."""
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    gan = gt.GAN(G, tiny_nets()[1], z_dim=2, scheme=scheme, data_shape=(2,))
+    gan.step(ring(16))
+    assert int(G[1].num_batches_tracked) == 2      # the D step's G(z) and the G step's G(z)
+
+
 def test_mdgan_trains_two_discriminators():
     torch.manual_seed(0)
     G, D = tiny_nets()

@@ -29,6 +29,10 @@ the nets it depends on: the adversarial term on G(z) only G, the regularizers G 
 Both steps use ``gan.discriminator_loss`` and ``gan.generator_loss`` with the
 discriminator in question, so loss, label and penalty tricks apply to both D_M and D_D.
 ``recon_mse`` (the geometric term on the step's real batch) is logged by both schemes.
+G's passes on E(x) leave its batch-norm running statistics alone: those must describe
+G(z) batches, which they normalise when G samples in eval mode (else eval-mode samples
+drift off the modes: measured on ring8, mdgan at 5,000 steps: 72 % high-quality samples
+in train mode, 0.5 % in eval mode).
 The encoder is built from ``data_shape`` and ``z_dim`` (an MLP for vectors, strided
 convs for images) unless one is given: ``MRGAN(encoder=my_encoder)``. λ1, λ2 defaults
 are ours, for the 2D mixtures.
@@ -49,7 +53,7 @@ from ..nets.autoencoder import build_encoder, per_sample_mse
 from ..registry import schemes
 from ..tricks.base import D_INPUTS, Trick
 from .base import Scheme
-from .parts import reinitialized_copy
+from .parts import reinitialized_copy, running_stats_kept
 from .standard import Standard
 
 if TYPE_CHECKING:
@@ -97,7 +101,8 @@ class _Regularized(Scheme):
 
     def regularizers(self, gan: "GAN", x: Tensor, adversarial: Callable[[Tensor], Tensor]) -> tuple[Tensor, dict]:
         """λ1 · d(x, G(E(x))) + λ2 · adversarial(G(E(x))), with grad to G and E."""
-        recon = gan.G(gan.modules["E"](x))
+        with running_stats_kept(gan.G):
+            recon = gan.G(gan.modules["E"](x))
         mse = per_sample_mse(recon, x).mean()
         mode_term = adversarial(recon) if self.mode else mse.new_zeros(())
         total = self.geometric * mse + self.mode * mode_term
@@ -165,7 +170,9 @@ class MDGAN(_Regularized):
         # manifold step: match G∘E to the data
         for _ in range(gan.n_critic):
             x = next_real()
-            d_total, d_logs = gan.discriminator_loss(D_M, x, G(E(x)).detach())
+            with torch.no_grad(), running_stats_kept(G):
+                recon = G(E(x))
+            d_total, d_logs = gan.discriminator_loss(D_M, x, recon)
             gan.update("D", d_total, logs)
         logs.update({f"manifold_{k}": v for k, v in d_logs.items()})
         with gan.frozen("D", "D_diffusion"):
@@ -174,7 +181,7 @@ class MDGAN(_Regularized):
         # diffusion step: spread G(z) over the matched manifold
         for _ in range(gan.n_critic):
             x = next_real()
-            with torch.no_grad():
+            with torch.no_grad(), running_stats_kept(G):
                 target = G(E(x))
             d_total, d_logs = gan.discriminator_loss(D_D, target, gan.generate(x.shape[0]).detach())
             gan.update("D_diffusion", d_total, logs)

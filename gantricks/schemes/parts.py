@@ -1,8 +1,9 @@
 """Pieces the multi-network schemes share (EBGAN, MAD-GAN, MRGAN/MDGAN): config checks and fresh copies."""
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -40,3 +41,24 @@ def reinitialized_copy(module: nn.Module, what: str) -> nn.Module:
     if same and all(same):
         raise ConfigError(f"could not re-initialize a copy of {what}: none of its modules has reset_parameters()")
     return twin
+
+
+@contextlib.contextmanager
+def running_stats_kept(module: nn.Module) -> Iterator[None]:
+    """Forward passes inside leave the running statistics of ``module``'s norm layers as they were.
+
+    Batch norm still normalises with the batch's own statistics. For G's passes on other
+    inputs than noise (MRGAN's G(E(x))): the running statistics must describe G(z) batches,
+    which is what they normalise when G samples in eval mode.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
+    kept = [dict(m.named_buffers(recurse=False)) for m in norms]
+    for m, buffers in zip(norms, kept):     # the passes update copies (autograd may hold them), then the
+        for n, b in buffers.items():        # original tensors go back in place
+            setattr(m, n, b.clone())
+    try:
+        yield
+    finally:
+        for m, buffers in zip(norms, kept):
+            for n, b in buffers.items():
+                setattr(m, n, b)
