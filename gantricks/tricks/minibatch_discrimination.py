@@ -28,11 +28,11 @@ from .insert_features import insert_before
 
 def minibatch_features(features: Tensor, T: Tensor, include_self: bool = False) -> Tensor:
     """o(x) ``(N, B)`` for features ``(N, A)`` and T ``(A, B, C)``."""
-    M = torch.einsum("na,abc->nbc", features, T)
-    # ‖M_{i,b} - M_{j,b}‖_L1 as (N, N, B); written out rather than torch.cdist, whose backward has no
+    M = torch.einsum("na,abc->bcn", features, T)       # samples last: the (N, N) blocks are contiguous
+    # ‖M_{i,b} - M_{j,b}‖_L1 as (B, N, N); written out rather than torch.cdist, whose backward has no
     # derivative of its own (gradient penalties and unrolled D steps differentiate D twice)
-    distance = (M[:, None] - M[None]).abs().sum(dim=3)
-    closeness = torch.exp(-distance).sum(dim=1)         # (N, B): Σ_j c_b(x_i, x_j)
+    distance = (M[..., :, None] - M[..., None, :]).abs().sum(dim=1)
+    closeness = torch.exp(-distance).sum(dim=2).T       # (N, B): Σ_j c_b(x_i, x_j)
     return closeness if include_self else closeness - 1.0   # c_b(x_i, x_i) = exp(0) = 1 exactly
 
 
