@@ -18,8 +18,6 @@ from .registry import Spec, schemes, tricks as trick_registry
 from .schemes.base import Scheme
 from .tricks.base import StepContext, Trick, refuse_conflicts
 
-TrickLike = "str | Spec | dict | Trick"
-
 
 def build_tricks(specs: Iterable[Any]) -> list[Trick]:
     out = []

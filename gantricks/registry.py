@@ -8,6 +8,7 @@ annotated types, and raises :class:`ConfigError` naming the valid choices.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -150,7 +151,7 @@ def coerce(what: str, annotation: Any, raw: Any) -> Any:
     args = typing.get_args(annotation)
     if annotation is inspect.Parameter.empty or annotation is Any:
         return _literal(raw) if isinstance(raw, str) else raw
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if raw is None or (isinstance(raw, str) and raw.lower() == "none"):
             if type(None) in args:
                 return None

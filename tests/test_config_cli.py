@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -138,4 +137,3 @@ def test_config_file_and_flags(tmp_path):
 def test_python_module_entry_point():
     r = _run_cli("list", "loss")
     assert r.returncode == 0 and "least-squares" in r.stdout
-    assert Path(sys.executable).exists()
