@@ -92,6 +92,9 @@ class GAN:
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             name: self.make_optimizer(m, self.lr.get(name, self.lr["D" if name.startswith("D") else "G"]))
             for name, m in self.modules.items() if any(p.requires_grad for p in m.parameters())}
+        # hook order is fixed at build time, not re-sorted every step (e.g. label-flip after smoothing)
+        self._target_tricks = sorted((t for t in self.tricks if type(t).targets is not Trick.targets),
+                                     key=lambda t: t.order)
         self._d_input_tricks = sorted((t for t in self.tricks if type(t).d_inputs is not Trick.d_inputs),
                                       key=lambda t: t.order)
 
@@ -136,7 +139,7 @@ class GAN:
     def targets(self, n_real: int, n_fake: int, device) -> tuple[Tensor, Tensor]:
         real_t = torch.ones(n_real, device=device)
         fake_t = torch.zeros(n_fake, device=device)
-        for trick in sorted(self.tricks, key=lambda t: t.order):   # e.g. label-flip after smoothing
+        for trick in self._target_tricks:
             real_t, fake_t = trick.targets(real_t, fake_t, self)
         return real_t, fake_t
 
