@@ -49,8 +49,9 @@ class DCGANGenerator(nn.Module):
         n = stride2_layers((h, w), max_layers)
         self.start = (width * 2 ** max(n - 1, 0), h // 2 ** n, w // 2 ** n)
         norm = (lambda c: nn.BatchNorm2d(c)) if batch_norm else (lambda c: nn.Identity())
-        self.project = nn.Linear(z_dim, math.prod(self.start), bias=not batch_norm)
-        layers: list[nn.Module] = [norm(self.start[0]), nn.ReLU()]
+        # one Sequential from z to the image, so MAD-GAN can share G's first layers (share=)
+        layers: list[nn.Module] = [nn.Linear(z_dim, math.prod(self.start), bias=not batch_norm),
+                                   nn.Unflatten(1, self.start), norm(self.start[0]), nn.ReLU()]
         c = self.start[0]
         for _ in range(n - 1):
             layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=not batch_norm), norm(c // 2), nn.ReLU()]
@@ -59,7 +60,7 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers, last, nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(self.project(z.flatten(1)).view(-1, *self.start))
+        return self.net(z.flatten(1))
 
 
 class DCGANDiscriminator(nn.Module):

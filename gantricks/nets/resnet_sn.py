@@ -78,13 +78,12 @@ class ResNetGenerator(nn.Module):
         channels, (h, w) = out_shape[0], out_shape[1:]
         n = stride2_layers((h, w), 3)
         self.start = (width, h // 2 ** n, w // 2 ** n)
-        self.project = nn.Linear(z_dim, math.prod(self.start))
         blocks = [GBlock(width, width, up=True) for _ in range(n)] or [GBlock(width, width, up=False)]
-        self.net = nn.Sequential(*blocks, nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1),
+        self.net = nn.Sequential(nn.Linear(z_dim, math.prod(self.start)), nn.Unflatten(1, self.start), *blocks, nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1),
                                  nn.Tanh())
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(self.project(z.flatten(1)).view(-1, *self.start))
+        return self.net(z.flatten(1))
 
 
 class ResNetDiscriminator(nn.Module):

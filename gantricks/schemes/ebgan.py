@@ -15,8 +15,9 @@ in data units); our default 0.25 comes from ring8 (PacGAN protocol, 5,000 steps,
 seed: m = 4 gave 4 % high-quality samples, m = 1 5 %, m = 0.25 57 %, m = 0.1 49 %).
 
 D is any module with ``encode(x)`` and ``decode(h)`` (the ``autoencoder`` net); with the
-builder's nets an ``mlp`` discriminator becomes the ``autoencoder`` net, keeping its
-``width``, ``depth`` and ``activation`` options (per side of the auto-encoder). The scheme
+builder's nets an ``mlp`` (``dcgan``, ``resnet-sn``) discriminator becomes the ``autoencoder``
+net (MLP for vectors, strided convs for images), keeping its ``width``, ``depth`` and
+``activation`` options (per side of the auto-encoder). The scheme
 has its own losses, so tricks that change D's labels or add loss terms over binary
 logits are refused; D-input tricks (PacGAN packing, instance noise) and D/G architecture
 tricks apply.
@@ -90,9 +91,13 @@ class EBGAN(Scheme):
             raise ConfigError(f"scheme 'ebgan': pt_weight must be >= 0, got {pt_weight}")
         self.margin, self.pt_weight = margin, pt_weight
 
+    # built-in nets whose D gives logits, which have no energy
+    LOGIT_NETS = ("mlp", "dcgan", "resnet-sn")
+
     def net_spec(self, role: str, spec: Spec) -> Spec:
-        # an mlp D gives logits, which have no energy: the MLP auto-encoder of the same width and depth
-        if role == "discriminator" and spec.name == "mlp":
+        # a logit D becomes the auto-encoder (MLP for vectors, convs for images) of the same width
+        # (and depth, activation where given)
+        if role == "discriminator" and spec.name in self.LOGIT_NETS:
             kept = {k: v for k, v in spec.options.items() if k in ("width", "depth", "activation")}
             return Spec("autoencoder", kept)
         return spec
