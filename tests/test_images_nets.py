@@ -69,3 +69,13 @@ def test_image_gan_trains_through_the_cli(tmp_path, capsys, name):
     assert rc == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert final["step"] == 2
+
+
+def test_patchgan_as_an_unconditional_discriminator(tmp_path, capsys):
+    """A map of patch logits (B, 1, H', W') through the standard scheme: the loss averages the patches."""
+    rc = main(["train", "--data", "mnist5k:limit=64", "--generator", "dcgan:width=4",
+               "--discriminator", "patchgan:n_layers=1,width=4", "--trick", "label-smoothing", "--z-dim", "8",
+               "--batch-size", "8", "--steps", "2", "--eval-samples", "16", "--out", str(tmp_path / "run"),
+               "--no-progress"])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
