@@ -65,3 +65,40 @@ def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", tit
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def grid_array(samples, nrow: int | None = None, value_range: tuple[float, float] = (-1.0, 1.0),
+               pad: int = 2) -> np.ndarray:
+    """Images ``(N, C, H, W)`` tiled into one ``(rows·(H+pad)+pad, cols·(W'+pad)+pad, 3)`` float array
+    in [0, 1]: 3 channels as RGB, 1 as grey, any other count as its channels side by side in grey
+    (W' = C·W). ``nrow`` images per row (default: a square)."""
+    x = np.asarray(samples.detach().cpu() if hasattr(samples, "detach") else samples, dtype=np.float64)
+    if x.ndim != 4 or len(x) == 0:
+        raise ValueError(f"image_grid needs images (N, C, H, W), got shape {x.shape}")
+    lo, hi = value_range
+    x = np.clip((np.nan_to_num(x, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
+    n, c, h, w = x.shape
+    if c == 3:
+        tiles = x.transpose(0, 2, 3, 1)
+    else:   # grey: channels next to each other
+        tiles = np.repeat(x.transpose(0, 2, 1, 3).reshape(n, h, c * w)[..., None], 3, axis=3)
+    cols = nrow or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    th, tw = tiles.shape[1:3]
+    grid = np.ones((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3))
+    for i, tile in enumerate(tiles):
+        r, q = divmod(i, cols)
+        grid[pad + r * (th + pad):pad + r * (th + pad) + th, pad + q * (tw + pad):pad + q * (tw + pad) + tw] = tile
+    return grid
+
+
+def image_grid(samples, path: "str | Path", nrow: int | None = None,
+               value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 2) -> Path:
+    """Images ``(N, C, H, W)`` in ``value_range`` as one PNG grid (see :func:`grid_array`), each pixel
+    drawn ``scale`` x ``scale``."""
+    grid = grid_array(samples, nrow, value_range)
+    if scale > 1:
+        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    path = Path(path)
+    plt.imsave(path, grid)
+    return path

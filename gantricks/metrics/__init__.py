@@ -1,4 +1,8 @@
 """Metrics: pure functions, registered by name."""
+from .images import frechet_distance, image_metrics, kernel_distance
 from .mixture import mixture_coverage
+from .prdc import prdc
+from .stacked import stacked_mnist_modes
 
-__all__ = ["mixture_coverage"]
+__all__ = ["mixture_coverage", "stacked_mnist_modes", "image_metrics", "frechet_distance", "kernel_distance",
+           "prdc"]

@@ -15,6 +15,7 @@ classifier retrained.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import warnings
@@ -104,6 +105,13 @@ def train_digit_classifier(images: Tensor, labels: Tensor, *, epochs: int = 12, 
             sched.step()
     model.held_out_accuracy = accuracy(model, images[test_idx], labels[test_idx]) if held_out else None
     return model.eval()
+
+
+def on_device(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` if its weights are on ``device``, else a copy moved there (the cached one stays put)."""
+    if next(model.parameters()).device == torch.device(device):
+        return model
+    return copy.deepcopy(model).to(device)
 
 
 def cache_dir() -> Path:
