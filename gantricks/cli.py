@@ -87,7 +87,8 @@ def cmd_train(args) -> int:
         explicit["tricks"] = _merge_tricks(base.tricks, explicit["tricks"])
     config = from_mapping(explicit, base, source="command line")
     final = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
-    print(json.dumps(_public(final)))
+    if int(os.environ.get("RANK", "0")) == 0:     # under torchrun, one line from rank 0
+        print(json.dumps(_public(final)))
     return 0
 
 

@@ -45,6 +45,9 @@ class TrainConfig:
     checkpoint_every: int = 1000        # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 3           # newest checkpoints kept on disk
     device: str = "cpu"                 # cpu, cuda, cuda:N, mps or auto
+    precision: Literal["fp32", "bf16"] = "fp32"   # bf16: forward passes of G and D under bfloat16 autocast
+    compile: bool = False               # torch.compile G's and D's forward passes
+    sync_bn: bool = False               # under torchrun: batch-norm statistics over the global batch of all processes
     on_nonfinite: Literal["stop", "rollback"] = "stop"   # NaN/inf: stop, or reload the last checkpoint at half the lr
     progress: bool = True               # show a progress bar
 

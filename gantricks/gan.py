@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from .distributed import SINGLE, World, convert_sync_batchnorm
 from .errors import ConfigError, NonFiniteError
 from .losses import Loss, get_loss
 from .registry import Spec, schemes, tricks as trick_registry
@@ -47,7 +49,12 @@ class GAN:
         n_critic: D updates per G update.
         device: where the models live; defaults to where G's parameters are.
         data_shape: shape of one real sample, for schemes that build extra nets.
-        check_finite: stop with :class:`NonFiniteError` at the first NaN/inf loss or gradient.
+        check_finite: stop with :class:`NonFiniteError` at the first NaN/inf loss or gradient. The
+            check runs once per step (one device sync, with the logs): a step whose D update went
+            non-finite has run its G update too when the error is raised.
+        precision: ``fp32``, or ``bf16``: G's and D's forward passes under bfloat16 autocast
+            (weights, optimizer state and gradients stay fp32; penalties' input gradients are fp32).
+        compile: ``torch.compile`` each net's forward (``nn.Module.compile``: state-dict keys unchanged).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, z_dim: int | None = None, *,
@@ -55,7 +62,8 @@ class GAN:
                  tricks: Sequence[Any] = (), lr_g: float = 1e-4, lr_d: float = 1e-4,
                  betas: tuple[float, float] = (0.5, 0.999), n_critic: int = 1,
                  z_shape: tuple[int, ...] | None = None, device: "str | torch.device | None" = None,
-                 data_shape: tuple[int, ...] | None = None, check_finite: bool = True):
+                 data_shape: tuple[int, ...] | None = None, check_finite: bool = True,
+                 precision: str = "fp32", compile: bool = False):
         if not isinstance(generator, nn.Module) or not isinstance(discriminator, nn.Module):
             raise ConfigError("generator and discriminator must be torch.nn.Module instances")
         if z_dim is None:
@@ -75,6 +83,9 @@ class GAN:
         self.lr = {"G": lr_g, "D": lr_d}
         self.betas = tuple(betas)
         self.check_finite = check_finite
+        self.precision = check_precision(precision, self.device)
+        self.world: World = SINGLE          # set by distribute() in a data-parallel run
+        self._pending: list[tuple[str, Tensor]] = []   # finite checks of this step's updates, read once per step
         self.loss = get_loss(loss)
         self.scheme: Scheme = scheme if isinstance(scheme, Scheme) else schemes.build(scheme)
         self.tricks: list[Trick] = build_tricks(tricks)
@@ -97,6 +108,9 @@ class GAN:
                                      key=lambda t: t.order)
         self._d_input_tricks = sorted((t for t in self.tricks if type(t).d_inputs is not Trick.d_inputs),
                                       key=lambda t: t.order)
+        if compile:
+            for module in self.modules.values():
+                module.compile()
 
     # --- parts ---------------------------------------------------------------------
     @property
@@ -124,8 +138,13 @@ class GAN:
 
     # --- pieces of a step, for schemes ---------------------------------------------
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        if generator is not None:
+        """``n`` noise vectors. In a data-parallel run (``n`` per rank) every rank draws the global
+        batch of ``n * world.size`` and keeps its slice, so the ranks together draw what one process does."""
+        if generator is not None:   # drawn on the CPU (a CPU generator), then moved: the same numbers anywhere
             return torch.randn(n, *self.z_shape, generator=generator).to(self.device)
+        if self.world.size > 1:
+            z = torch.randn(n * self.world.size, *self.z_shape, device=self.device)
+            return z[self.world.rank * n:(self.world.rank + 1) * n]
         return torch.randn(n, *self.z_shape, device=self.device)
 
     def generate(self, n: int, generator_module: nn.Module | None = None) -> Tensor:
@@ -147,7 +166,7 @@ class GAN:
                            ) -> tuple[Tensor, dict[str, Tensor]]:
         """D's total loss on a real and a (detached) fake batch, with every trick's terms."""
         real_in, fake_in = self.d_inputs(real, fake, "D")
-        real_logits, fake_logits = D(real_in), D(fake_in)
+        real_logits, fake_logits = _at_least_fp32(D(real_in)), _at_least_fp32(D(fake_in))
         real_t, fake_t = self.targets(real_logits.shape[0], fake_logits.shape[0], real_logits.device)
         terms = {"d_adv": self.loss.d(real_logits, fake_logits, real_t, fake_t)}
         ctx = StepContext(self, D, real, fake, real_in, fake_in, real_logits, fake_logits, "D")
@@ -166,7 +185,7 @@ class GAN:
                        ) -> tuple[Tensor, dict[str, Tensor]]:
         """G's total loss for a fake batch (with grad), with every trick's terms."""
         _, fake_in = self.d_inputs(None, fake, "G")
-        fake_logits = D(fake_in)
+        fake_logits = _at_least_fp32(D(fake_in))
         real_t = torch.ones(fake_logits.shape[0], device=fake_logits.device)
         ctx = StepContext(self, D, real, fake, None, fake_in, None, fake_logits, "G")
         terms = {} if any(t.replaces_g_loss for t in self.tricks) else {"g_adv": self.loss.g(fake_logits, real_t)}
@@ -185,20 +204,25 @@ class GAN:
         opts = [self.optimizers[n] for n in names]
         for opt in opts:
             opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with self._autocast(False):   # backward outside autocast, as torch advises
+            loss.backward()
+        grads = [p.grad for opt in opts for group in opt.param_groups for p in group["params"]
+                 if p.grad is not None]
+        loss = loss.detach()
+        if self.world.size > 1:   # data parallel: the ranks' mean gradient (see distributed.py)
+            loss = loss.reshape(1).clone()
+            self.world.average_(grads + [loss])
+            loss = loss[0]
         if self.check_finite or logs is not None:
-            grads = [p.grad for opt in opts for group in opt.param_groups for p in group["params"]
-                     if p.grad is not None]
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) \
-                if grads else torch.zeros((), device=self.device)
+            # one fused norm over all gradients (as clip_grad_norm_); no host sync here
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads \
+                else torch.zeros((), device=self.device)
             what = "+".join(names)
             if self.check_finite:
-                if not torch.isfinite(loss):
-                    raise NonFiniteError(self.step_count + 1, f"{what} loss")
-                if not torch.isfinite(norm):
-                    raise NonFiniteError(self.step_count + 1, f"{what} gradient")
+                self._pending.append((f"{what} loss", loss))
+                self._pending.append((f"{what} gradient", norm))
             if logs is not None:
-                logs[f"grad_norm_{names[0].lower()}"] = norm.detach()
+                logs[f"grad_norm_{names[0].lower()}"] = norm
         for opt in opts:
             opt.step()
 
@@ -224,11 +248,35 @@ class GAN:
         next_real = _as_next(real, self.device)
         for module in self.modules.values():
             module.train()
-        logs = self.scheme.step(self, next_real)
+        self._pending = []
+        with self._autocast(True):
+            logs = self.scheme.step(self, next_real)
         self.step_count += 1
+        values = self._read(logs)
         for trick in self.tricks:
             trick.after_step(self)
-        return {k: float(v) for k, v in logs.items()}
+        if self.world.size > 1:   # e.g. batch-norm statistics of unsynchronised shards: rank 0's, as DDP
+            self.world.broadcast_(b for m in self.modules.values() for b in m.buffers())
+        return values
+
+    def _autocast(self, enabled: bool) -> contextlib.AbstractContextManager:
+        """bf16 autocast on (forward passes) or off (backward), or nothing at fp32."""
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _read(self, logs: dict) -> dict[str, float]:
+        """The step's logs as floats and its finite checks, in one transfer from the device."""
+        tensors = {k: v for k, v in logs.items() if isinstance(v, Tensor)}
+        checks = [t for _, t in self._pending]
+        flat = [t.detach().reshape(()).float() for t in list(tensors.values()) + checks]
+        numbers = torch.stack(flat).tolist() if flat else []
+        finite = numbers[len(tensors):]
+        for (what, _), x in zip(self._pending, finite):
+            if not math.isfinite(x):
+                raise NonFiniteError(self.step_count, what)
+        read = dict(zip(tensors, numbers))
+        return {k: read[k] if k in read else float(v) for k, v in logs.items()}
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000) -> Tensor:
@@ -268,10 +316,40 @@ class GAN:
             if "cuda" in state["rng"] and self.device.type == "cuda":
                 torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
 
+    def distribute(self, world: World, sync_batchnorm: bool = False) -> None:
+        """Take part in a data-parallel run as ``world`` says (see :mod:`gantricks.distributed`).
+
+        Rank 0's parameters and buffers are copied to every rank; with ``sync_batchnorm``
+        batch-norm layers normalise with the global batch's statistics.
+        """
+        if sync_batchnorm:
+            for module in self.modules.values():
+                convert_sync_batchnorm(module)
+        self.world = world
+        world.broadcast_(t for m in self.modules.values() for t in (*m.parameters(), *m.buffers()))
+
     def set_learning_rates(self, scale: float) -> None:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] *= scale
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    """``precision`` if ``device`` can run it (bf16 autocast: CPU, CUDA with bf16 support, MPS where torch has it)."""
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be fp32 or bf16, got {precision!r}")
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"precision bf16 asked for, but {torch.cuda.get_device_name(device)} has no bfloat16")
+        available = getattr(torch.amp, "is_autocast_available", lambda kind: kind in ("cpu", "cuda"))
+        if not available(device.type):
+            raise ConfigError(f"precision bf16 asked for, but torch has no autocast for {device.type}")
+    return precision
+
+
+def _at_least_fp32(logits: Tensor) -> Tensor:
+    """Logits for the losses in fp32 when bf16 autocast made them bf16 (fp64 stays fp64)."""
+    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
 
 
 def _total(terms: dict[str, Tensor], logs: dict[str, Tensor], name: str) -> tuple[Tensor, dict[str, Tensor]]:

@@ -22,10 +22,11 @@ from typing import Any, Callable
 import torch
 
 from . import plots
-from .build import build_data, build_gan
+from .build import build_data, build_gan, resolve_device
 from .checkpoint import list_checkpoints, load_latest, save_checkpoint
 from .config import TrainConfig, load_toml, to_toml
 from .data.sources import Sampler
+from .distributed import init_from_env, shutdown
 from .errors import ConfigError, NonFiniteError
 from .gan import GAN
 from .metrics import mixture_coverage
@@ -34,7 +35,7 @@ from .monitor import Monitor
 EVAL_SEED = 1234                      # evaluations draw noise from their own generator
 MAX_ROLLBACKS = 3
 RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
-                     "device", "on_nonfinite"}
+                     "device", "on_nonfinite", "precision", "compile", "sync_bn"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
     With ``resume`` the run continues from its newest whole checkpoint; ``config`` may
     then be None (the saved one) or differ from the saved one only in ``steps``,
     logging, checkpointing and device fields.
+
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1) the run is data parallel: each process
+    trains on its slice of every batch, and rank 0 alone writes the folder
+    (:mod:`gantricks.distributed`).
     """
     run = RunDir(Path(out))
     state = None
@@ -122,36 +127,51 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
         config = _resumed_config(load_toml(run.config), config or load_toml(run.config))
         if list_checkpoints(run.checkpoints):
             _, state = load_latest(run.checkpoints)
-    else:
-        if config is None:
-            raise ConfigError("a new run needs a config")
-        _claim(run, overwrite)
-    run.root.mkdir(parents=True, exist_ok=True)
-    sampler = data if data is not None else build_data(config)
-    gan = build_gan(config, sampler.shape)
-    if state is not None:
-        gan.load_state_dict(state["gan"])
-        sampler.load_state_dict(state["sampler"])
-        run.truncate_records(gan.step_count)
-    elif resume:
-        run.truncate_records(0)
-    _atomic_write(run.config, to_toml(config))
-    return _loop(config, run, gan, sampler, on_step)
+    elif config is None:
+        raise ConfigError("a new run needs a config")
+    world = init_from_env(resolve_device(config.device))
+    try:
+        if config.batch_size % world.size:
+            raise ConfigError(f"batch_size {config.batch_size} is the global batch and must split evenly over "
+                              f"{world.size} processes")
+        if world.is_main:
+            if not resume:
+                _claim(run, overwrite)
+            run.root.mkdir(parents=True, exist_ok=True)
+        world.barrier()               # no rank starts while rank 0 may still be clearing the folder
+        sampler = data if data is not None else build_data(config)
+        gan = build_gan(config, sampler.shape)
+        if world.size > 1:
+            gan.distribute(world, sync_batchnorm=config.sync_bn)
+        if state is not None:         # every rank loads the same checkpoint
+            gan.load_state_dict(state["gan"])
+            sampler.load_state_dict(state["sampler"])
+        if world.is_main:
+            if resume:
+                run.truncate_records(gan.step_count)
+            _atomic_write(run.config, to_toml(config))
+        final = _loop(config, run, gan, sampler, on_step)
+        world.barrier()
+        return final
+    finally:
+        shutdown(world)
 
 
 def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step) -> dict[str, Any]:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    writer = SummaryWriter(str(run.tb), purge_step=gan.step_count + 1 if gan.step_count else None)
-    bar = tqdm(total=config.steps, initial=gan.step_count, disable=not config.progress, dynamic_ncols=True,
-               desc=run.root.name, unit="step")
-    next_real = lambda: sampler(config.batch_size)  # noqa: E731
+    main = gan.world.is_main          # in a data-parallel run only rank 0 logs, evaluates and saves
+    writer = SummaryWriter(str(run.tb), purge_step=gan.step_count + 1 if gan.step_count else None) if main \
+        else _Silent()
+    bar = tqdm(total=config.steps, initial=gan.step_count, disable=not (config.progress and main),
+               dynamic_ncols=True, desc=run.root.name, unit="step")
+    next_real = lambda: gan.world.shard(sampler(config.batch_size))  # noqa: E731  (the global batch, this rank's slice)
     monitor = Monitor()
     rollbacks, final, last_eval = 0, {}, {}
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
-        with run.metrics.open("a") as log:
+        with run.metrics.open("a") if main else _Silent() as log:
             while gan.step_count < config.steps:
                 try:
                     logs = gan.step(next_real)
@@ -160,12 +180,15 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                             or not list_checkpoints(run.checkpoints):
                         raise NonFiniteError(err.step, err.what, _rollback_note(run, rollbacks)) from None
                     rollbacks += 1
-                    _rollback(run, gan, sampler, err)
+                    _rollback(run, gan, sampler, err, main)
                     log.seek(0, 2)
                     continue
                 step = gan.step_count
                 if on_step is not None:
                     on_step(gan, logs)
+                if not main:
+                    bar.update(1)
+                    continue
                 flags = monitor.observe_step(step, logs)
                 if step % config.log_every == 0:
                     _record(log, writer, "train", step, logs)
@@ -196,6 +219,8 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
     finally:
         bar.close()
         writer.close()
+    if not main:
+        return final
     records = run.records()
     plots.curves([r for r in records if r.get("kind") == "train"], ["d_loss", "g_loss", "d_real", "d_fake",
                  "grad_norm_d", "grad_norm_g"], _mkdir(run.plots) / "losses.png", title=run.root.name)
@@ -230,13 +255,27 @@ def _title(step: int, ev: dict) -> str:
             f"{ev['high_quality_pct']:.1f}% HQ, KL {ev['reverse_kl']:.3f}")
 
 
-def _rollback(run: RunDir, gan: GAN, sampler: Sampler, err: NonFiniteError) -> None:
+def _rollback(run: RunDir, gan: GAN, sampler: Sampler, err: NonFiniteError, main: bool = True) -> None:
     path, state = load_latest(run.checkpoints)
     gan.load_state_dict(state["gan"])
     sampler.load_state_dict(state["sampler"])
     gan.set_learning_rates(0.5)
-    run.truncate_records(gan.step_count)
-    print(f"gantricks: {err}; rolled back to {path.name} and halved the learning rates", flush=True)
+    if main:
+        run.truncate_records(gan.step_count)
+        print(f"gantricks: {err}; rolled back to {path.name} and halved the learning rates", flush=True)
+
+
+class _Silent:
+    """Stands in for the metrics file and TensorBoard writer on ranks other than 0: every call does nothing."""
+
+    def __enter__(self) -> "_Silent":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
 
 
 def _rollback_note(run: RunDir, rollbacks: int) -> str:

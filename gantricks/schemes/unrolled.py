@@ -186,9 +186,11 @@ class Unrolled(Standard):
                 d_total, _ = gan.discriminator_loss(functional_discriminator(D, params, buffers), real_j, fake_j)
                 grads = torch.autograd.grad(d_total, list(params.values()), create_graph=self.differentiable,
                                             allow_unused=True)
+                grads = [g if g is not None else torch.zeros_like(p) for p, g in zip(params.values(), grads)]
+                # data parallel: the unroll steps with the global batch's D gradient, as D's real update does
+                grads = gan.world.mean_over_ranks(grads)
                 with torch.set_grad_enabled(self.differentiable):
-                    new = update({n: (p, g if g is not None else torch.zeros_like(p))
-                                  for (n, p), g in zip(params.items(), grads)})
+                    new = update({n: (p, g) for (n, p), g in zip(params.items(), grads)})
                 params = new if self.differentiable else {n: p.requires_grad_() for n, p in new.items()}
         finally:
             for trick, state in zip(stateful, saved):

@@ -25,8 +25,22 @@ def input_gradient(D: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """
     if not x.requires_grad:
         x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    if _autocast_on(x.device.type):
+        # under bf16 autocast this D pass runs in fp32: a norm penalty on the gradient of bf16
+        # logits (8 bits of mantissa) would train D on rounding noise
+        with torch.autocast(x.device.type, enabled=False):
+            out = D(x.float()).float()
+    else:
+        out = D(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return grad
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:   # torch < 2.4 takes no device type
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
 
 
 def per_sample_norm(grad: Tensor) -> Tensor:
