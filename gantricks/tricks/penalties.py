@@ -25,14 +25,14 @@ def input_gradient(D: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """
     if not x.requires_grad:
         x = x.detach().requires_grad_(True)
-    if _autocast_on(x.device.type):
-        # under bf16 autocast this D pass runs in fp32: a norm penalty on the gradient of bf16
-        # logits (8 bits of mantissa) would train D on rounding noise
-        with torch.autocast(x.device.type, enabled=False):
-            out = D(x.float()).float()
-    else:
-        out = D(x)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    if not _autocast_on(x.device.type):
+        (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+        return grad
+    # under bf16 autocast this D pass and its backward (recorded with create_graph, so autocast
+    # would apply to it too) run in fp32: a norm penalty on the gradient of bf16 logits
+    # (8 bits of mantissa) would train D on rounding noise
+    with torch.autocast(x.device.type, enabled=False):
+        (grad,) = torch.autograd.grad(D(x.float()).float().sum(), x, create_graph=True)
     return grad
 
 
