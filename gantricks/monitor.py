@@ -145,10 +145,11 @@ class Monitor:
         reasons = []
         if ratio < self.collapse_diversity:
             reasons.append(f"sample diversity is {ratio:.0%} of the data's")
-        if "modes_covered" in metrics and metrics["high_quality_pct"] >= 50 \
+        sharp = metrics.get("high_quality_pct")   # None where every sample counts (Stacked MNIST modes)
+        if "modes_covered" in metrics and (sharp is None or sharp >= 50) \
                 and metrics["modes_covered"] < 0.5 * metrics["modes"]:
-            reasons.append(f"{metrics['modes_covered']} of {metrics['modes']} modes covered with "
-                           f"{metrics['high_quality_pct']:.0f}% sharp samples")
+            reasons.append(f"{metrics['modes_covered']} of {metrics['modes']} modes covered"
+                           + (f" with {sharp:.0f}% sharp samples" if sharp is not None else ""))
         flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))
         counts = metrics.get("mode_counts")
         # hopping is read only from histograms of many sharp samples; a few stray hits are noise

@@ -30,10 +30,13 @@ from .distributed import init_from_env, shutdown
 from .errors import ConfigError, NonFiniteError
 from .gan import GAN
 from .metrics import mixture_coverage
+from .metrics.images import dataset_image_metrics
 from .monitor import Monitor
 
 EVAL_SEED = 1234                      # evaluations draw noise from their own generator
 MAX_ROLLBACKS = 3
+EVAL_CURVES = ("modes_covered", "high_quality_pct", "reverse_kl", "kl_to_uniform", "fid", "kid", "precision",
+               "recall", "density", "coverage")     # eval metrics drawn in plots/metrics.png, where present
 RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
                      "device", "on_nonfinite", "precision", "compile", "sync_bn"}
 
@@ -83,10 +86,13 @@ class RunDir:
 
 def evaluate(gan: GAN, sampler: Sampler, n: int, seed: int = EVAL_SEED) -> tuple[dict[str, Any], torch.Tensor]:
     """Metrics of ``n`` samples drawn with a fixed noise seed (training RNG untouched)."""
-    samples = gan.sample(n, generator=torch.Generator().manual_seed(seed)).cpu()
+    on_device = gan.sample(n, generator=torch.Generator().manual_seed(seed))
+    samples = on_device.cpu()
     out: dict[str, Any] = {}
     if sampler.centers is not None:
         out.update(mixture_coverage(samples.flatten(1), sampler.centers, sampler.std))
+    elif samples.dim() == 4:          # images: Stacked MNIST modes, FID, KID, PRDC where a feature space fits
+        out.update(dataset_image_metrics(on_device, sampler))
     if not torch.isfinite(samples).all():
         out["nonfinite_samples"] = int((~torch.isfinite(samples.flatten(1))).any(1).sum())
     return out, samples
@@ -202,6 +208,9 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                     if samples.dim() == 2 and samples.shape[1] == 2:
                         plots.scatter(samples, _mkdir(run.plots) / f"samples-{step:08d}.png", sampler.centers,
                                       title=_title(step, last_eval))
+                    elif samples.dim() == 4:
+                        plots.image_grid(samples[:64], _mkdir(run.plots) / f"samples-{step:08d}.png")
+                        writer.add_image("samples", plots.grid_array(samples[:64]), step, dataformats="HWC")
                 for flag in flags:
                     log.write(json.dumps(flag.to_record()) + "\n")
                     writer.add_text("flags", flag.message(), step)
@@ -225,9 +234,9 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
     plots.curves([r for r in records if r.get("kind") == "train"], ["d_loss", "g_loss", "d_real", "d_fake",
                  "grad_norm_d", "grad_norm_g"], _mkdir(run.plots) / "losses.png", title=run.root.name)
     evals = [r for r in records if r.get("kind") == "eval"]
-    if evals and "modes_covered" in evals[-1]:
-        plots.curves(evals, ["modes_covered", "high_quality_pct", "reverse_kl"], run.plots / "metrics.png",
-                     title=run.root.name)
+    curve_keys = [k for k in EVAL_CURVES if evals and k in evals[-1]]
+    if curve_keys:
+        plots.curves(evals, curve_keys, run.plots / "metrics.png", title=run.root.name)
     return final
 
 
@@ -242,9 +251,13 @@ def _record(log, writer, kind: str, step: int, values: dict[str, Any]) -> None:
 
 def _postfix(logs: dict, last_eval: dict) -> dict[str, str]:
     out = {k: f"{logs[k]:.3f}" for k in ("d_loss", "g_loss") if k in logs}
-    if "modes_covered" in last_eval:
+    if "kl_to_uniform" in last_eval:
+        out.update(modes=f"{last_eval['modes_covered']}/{last_eval['modes']}", kl=f"{last_eval['kl_to_uniform']:.3f}")
+    elif "modes_covered" in last_eval:
         out.update(modes=f"{last_eval['modes_covered']}/{last_eval['modes']}",
                    hq=f"{last_eval['high_quality_pct']:.1f}%", kl=f"{last_eval['reverse_kl']:.3f}")
+    if "fid" in last_eval:
+        out["fid"] = f"{last_eval['fid']:.2f}"
     return out
 
 
