@@ -147,10 +147,15 @@ def test_pix2pix_trains_from_the_cli_with_default_nets(tmp_path, capsys):
     assert gan.sample(5).shape == (5, 2, 28, 28)        # pairs (A, G(A)), from the checkpointed inputs
 
 
-def test_pix2pix_refuses_unpaired_data():
+def test_pix2pix_refuses_unpaired_data_and_a_noise_generator():
     G = UNetGenerator(1, 1, (16, 16), width=4)
     with pytest.raises(ConfigError, match="pairs"):
         gt.GAN(G, PatchDiscriminator(1, 1, width=4), z_dim=1, scheme="pix2pix", data_shape=(1, 16, 16))
+    dcgan_g = nets.build("dcgan:width=4", role="generator", data_shape=(1, 16, 16), z_dim=4)
+    with pytest.raises(ConfigError, match="needs G to translate inputs"):
+        gt.GAN(dcgan_g, PatchDiscriminator(2, 1, width=4), z_dim=4, scheme="pix2pix", data_shape=(2, 16, 16))
+    with pytest.raises(ConfigError, match="takes no noise"):
+        gt.GAN(G, PatchDiscriminator(1, 1, width=4), z_dim=4, data_shape=(1, 16, 16)).step(torch.zeros(4, 1, 16, 16))
 
 
 # --- translation helpers ---------------------------------------------------------------------------

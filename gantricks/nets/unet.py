@@ -57,6 +57,9 @@ class UNetGenerator(nn.Module):
             self.up.append(nn.Sequential(*layers))
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ConfigError(f"unet translates images (B, {self.in_channels}, H, W), got {tuple(x.shape)}; "
+                              f"it takes no noise: use it with the pix2pix scheme")
         skips = []
         for layer in self.down:
             x = layer(x)

@@ -80,6 +80,23 @@ class Pix2Pix(Scheme):
             if not 0 < a < shape[0]:
                 raise ConfigError(f"scheme 'pix2pix': in_channels={self.in_channels} leaves no target channels "
                                   f"in pairs of {shape[0]}")
+            self._check_generator(gan, (a, *shape[1:]), (shape[0] - a, *shape[1:]))
+
+    @staticmethod
+    def _check_generator(gan: "GAN", in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> None:
+        """One dry forward (eval mode): G must map inputs A to images shaped like B."""
+        G, was = gan.G, gan.G.training
+        G.eval()
+        try:
+            with torch.no_grad():
+                out_got = tuple(G(torch.zeros(1, *in_shape, device=gan.device)).shape[1:])
+        except (RuntimeError, ConfigError) as err:
+            out_got = str(err).splitlines()[0]
+        finally:
+            G.train(was)
+        if out_got != out_shape:
+            raise ConfigError(f"scheme 'pix2pix' needs G to translate inputs {in_shape} into targets {out_shape} "
+                              f"(got {out_got}); use the unet net (--generator unet)")
 
     def split(self, pairs: Tensor) -> tuple[Tensor, Tensor]:
         return split_pairs(pairs, self.in_channels)
