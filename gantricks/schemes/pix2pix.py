@@ -53,7 +53,7 @@ class Pix2Pix(Scheme):
     """
 
     name = "pix2pix"
-    POOL = 512                     # inputs kept for gan.sample
+    POOL = 64                      # inputs kept for gan.sample (and checkpoints: keep it small)
 
     def __init__(self, l1: float = 100.0, in_channels: int = 0, halve_d: bool = True):
         if not l1 >= 0:
