@@ -109,7 +109,7 @@ def train_digit_classifier(images: Tensor, labels: Tensor, *, epochs: int = 12, 
 
 def on_device(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` if its weights are on ``device``, else a copy moved there (the cached one stays put)."""
-    if next(model.parameters()).device == torch.device(device):
+    if all(t.device == torch.device(device) for t in (*model.parameters(), *model.buffers())):
         return model
     return copy.deepcopy(model).to(device)
 
