@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import operator
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
@@ -268,9 +270,11 @@ class GAN:
     def _read(self, logs: dict) -> dict[str, float]:
         """The step's logs as floats and its finite checks, in one transfer from the device."""
         tensors = {k: v for k, v in logs.items() if isinstance(v, Tensor)}
-        checks = [t for _, t in self._pending]
-        flat = [t.detach().reshape(()).float() for t in list(tensors.values()) + checks]
-        numbers = torch.stack(flat).tolist() if flat else []
+        flat = list(tensors.values()) + [t for _, t in self._pending]
+        if self.device.type == "cpu":     # reading a CPU tensor is free; stacking them is not
+            numbers = [t.item() for t in flat]
+        else:                             # elsewhere each read waits for the device: read them all at once
+            numbers = torch.stack([t.detach().reshape(()).float() for t in flat]).tolist() if flat else []
         finite = numbers[len(tensors):]
         for (what, _), x in zip(self._pending, finite):
             if not math.isfinite(x):
@@ -353,7 +357,7 @@ def _at_least_fp32(logits: Tensor) -> Tensor:
 
 
 def _total(terms: dict[str, Tensor], logs: dict[str, Tensor], name: str) -> tuple[Tensor, dict[str, Tensor]]:
-    total = sum(terms.values())
+    total = functools.reduce(operator.add, terms.values())   # not sum(): 0 + t would add a node to the graph
     logs = {**logs, **{k: v.detach() for k, v in terms.items()}, name: total.detach()}
     return total, logs
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+import torch
 from torch import Tensor
 
 from ..registry import schemes
@@ -33,7 +34,8 @@ class Standard(Scheme):
         """``n_critic`` D updates, each on a fresh real batch and fresh noise; returns the last real batch."""
         for _ in range(gan.n_critic):
             real = next_real()
-            fake = gan.generate(real.shape[0]).detach()
+            with torch.no_grad():     # D's update needs no graph through G (G(z).detach() would record one)
+                fake = gan.generate(real.shape[0])
             d_total, d_logs = gan.discriminator_loss(gan.D, real, fake)
             gan.update("D", d_total, logs)
             logs.update(d_logs)

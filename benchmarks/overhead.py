@@ -1,0 +1,241 @@
+"""The library's overhead: ``gan.step`` against a hand-written PyTorch loop, side by side.
+
+    python benchmarks/overhead.py [--models ring-mlp dcgan] [--steps 30] [--repeats 7] [--device cpu]
+                                  [--threads 1] [--precision fp32|bf16] [--compile] [--json out.json]
+
+Both paths train the same nets (two copies of one initialisation), on the same data
+source, batch size, optimizers (Adam, PacGAN's lr 1e-4 and β 0.8/0.999) and losses
+(the non-saturating GAN: BCE with logits, D frozen during G's update). The hand-written
+loop is what one writes without a library: no logs, no checks. ``gan.step`` in addition
+computes its logs (D's mean logits and accuracies, gradient norms) and checks that the
+losses and gradients are finite, once per step.
+
+Timings are interleaved: each repeat times ``--steps`` steps of one path then of the
+other, alternating which goes first, after warm-up steps. Printed: the median ms per
+step of each path and the throughput ratio library / hand-written (median of the per-
+repeat ratios; 1.0 = no overhead). Models:
+
+* ``ring-mlp``: PacGAN's 2D nets (G 4x400 ReLU+BN, D 3x200 maxout-5) on ring8, batch 100.
+* ``dcgan``: a DCGAN (Radford et al. 2016) for 32x32x3 images, batch 64 (the registry's
+  ``dcgan`` net where one exists, else the one defined here), on a fixed set of random images.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import gantricks as gt
+from gantricks.data.sources import FixedSet
+from gantricks.registry import datasets, nets
+
+LR, BETAS = 1e-4, (0.8, 0.999)
+
+
+# --- nets ------------------------------------------------------------------------------------
+class DCGANGenerator(nn.Module):
+    """z (B, z_dim, 1, 1) -> (B, channels, 32, 32): transposed convs with batch norm, tanh output."""
+
+    def __init__(self, z_dim: int = 100, width: int = 64, channels: int = 3):
+        super().__init__()
+        self.z_dim, self.z_shape = z_dim, (z_dim, 1, 1)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(z_dim, width * 4, 4, 1, 0, bias=False), nn.BatchNorm2d(width * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(width * 4, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+            nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    """(B, channels, 32, 32) -> logits (B,): strided convs with leaky ReLU (batch norm after the first)."""
+
+    def __init__(self, width: int = 64, channels: int = 3):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width * 2, width * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 4), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width * 4, 1, 4, 1, 0))
+
+    def forward(self, x):
+        return self.net(x).flatten()
+
+
+def make_model(name: str, width: int | None = None):
+    """(G, D, z_shape, sampler, batch size, where the nets come from)."""
+    torch.manual_seed(0)
+    if name == "ring-mlp":
+        sampler = datasets.build("ring8", seed=0)
+        G = nets.build("mlp", role="generator", data_shape=(2,), z_dim=2)
+        D = nets.build("mlp", role="discriminator", data_shape=(2,), z_dim=2)
+        return G, D, (2,), sampler, 100, "gantricks mlp (PacGAN)"
+    if name == "dcgan":
+        images = torch.rand(2048, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        sampler = FixedSet(images, torch.Generator().manual_seed(0))
+        where = "benchmarks/overhead.py"
+        if "dcgan" in nets.names():
+            try:
+                opts = {} if width is None else {"width": width}
+                G = nets.build("dcgan", role="generator", data_shape=(3, 32, 32), z_dim=100, **opts)
+                D = nets.build("dcgan", role="discriminator", data_shape=(3, 32, 32), z_dim=100, **opts)
+                return G, D, tuple(getattr(G, "z_shape", (100,))), sampler, 64, "gantricks dcgan"
+            except Exception as err:   # an option this script guesses may not exist there
+                where += f" (registry dcgan failed: {err})"
+        G, D = DCGANGenerator(100, width or 64), DCGANDiscriminator(width or 64)
+        return G, D, G.z_shape, sampler, 64, where
+    raise SystemExit(f"unknown model {name!r}")
+
+
+# --- the two loops ---------------------------------------------------------------------------
+def hand_written(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real: Callable[[], torch.Tensor],
+                 device: torch.device, autocast: Callable[[], contextlib.AbstractContextManager]):
+    """One step of the plain PyTorch loop (a closure over its own optimizers)."""
+    opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS)
+    opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS)
+    d_params = list(D.parameters())
+
+    def step() -> None:
+        G.train(), D.train()
+        real = next_real().to(device)
+        b = real.shape[0]
+        with autocast(), torch.no_grad():
+            fake = G(torch.randn(b, *z_shape, device=device))
+        with autocast():
+            real_logits, fake_logits = D(real).float(), D(fake).float()
+            d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones(b, device=device)) \
+                + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros(b, device=device))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        for p in d_params:
+            p.requires_grad_(False)
+        with autocast():
+            logits = D(G(torch.randn(b, *z_shape, device=device))).float()
+            g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones(b, device=device))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        for p in d_params:
+            p.requires_grad_(True)
+    return step
+
+
+def library(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real: Callable[[], torch.Tensor],
+            device: torch.device, precision: str, compile: bool):
+    gan = gt.GAN(G, D, z_shape=z_shape, z_dim=z_shape[0], loss="nonsaturating", lr_g=LR, lr_d=LR, betas=BETAS,
+                 device=device, **_extra(precision, compile))
+    return lambda: gan.step(next_real)
+
+
+def _extra(precision: str, compile: bool) -> dict:
+    """GAN keywords for precision and compile (left out at their defaults, for older versions)."""
+    out = {}
+    if precision != "fp32":
+        out["precision"] = precision
+    if compile:
+        out["compile"] = True
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def timed(step: Callable[[], object], steps: int, device: torch.device) -> tuple[float, float]:
+    """(wall, CPU) seconds for ``steps`` steps (the device's queue drained before and after)."""
+    _sync(device)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
+def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.device, precision: str,
+            compile: bool, width: int | None = None) -> dict:
+    """Interleaved timings of both paths on ``model``; medians and the throughput ratio."""
+    G, D, z_shape, sampler, batch, where = make_model(model, width)
+    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    sampler2 = copy.deepcopy(sampler)
+    dtype = torch.bfloat16
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if precision == "bf16" else contextlib.nullcontext
+    G2.to(device), D2.to(device)
+    if compile:
+        G2.compile(), D2.compile()
+    paths = {"gantricks": library(G, D, z_shape, lambda: sampler(batch), device, precision, compile),
+             "hand-written": hand_written(G2, D2, z_shape, lambda: sampler2(batch), device, autocast)}
+    for step in paths.values():
+        for _ in range(warmup):
+            step()
+    wall: dict[str, list[float]] = {name: [] for name in paths}
+    cpu: dict[str, list[float]] = {name: [] for name in paths}
+    order = list(paths)
+    for r in range(repeats):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            w, c = timed(paths[name], steps, device)
+            wall[name].append(w / steps)
+            cpu[name].append(c / steps)
+    # on a CPU, process time (one torch thread) is what other processes on the machine do not inflate;
+    # on an accelerator the wall clock is the measure
+    times = cpu if device.type == "cpu" else wall
+    ratios = [h / g for g, h in zip(times["gantricks"], times["hand-written"])]
+    return {"model": model, "nets": where, "batch": batch, "device": str(device), "precision": precision,
+            "compile": compile, "steps": steps, "repeats": repeats, "clock": "cpu" if times is cpu else "wall",
+            "ms_gantricks": 1000 * statistics.median(times["gantricks"]),
+            "ms_hand": 1000 * statistics.median(times["hand-written"]),
+            "ratio": statistics.median(ratios), "ratios": ratios,
+            "wall_ratio": statistics.median(h / g for g, h in zip(wall["gantricks"], wall["hand-written"])),
+            "ms_gantricks_wall": 1000 * statistics.median(wall["gantricks"]),
+            "ms_hand_wall": 1000 * statistics.median(wall["hand-written"])}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["ring-mlp", "dcgan"], choices=["ring-mlp", "dcgan"])
+    parser.add_argument("--steps", type=int, default=30, help="steps per timing")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved timings per path")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile G and D on both paths")
+    parser.add_argument("--dcgan-width", type=int, default=None, help="DCGAN base width (default: the net's)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    results = [compare(m, args.steps, args.repeats, args.warmup, device, args.precision, args.compile,
+                       args.dcgan_width if m == "dcgan" else None) for m in args.models]
+    print(f"torch {torch.__version__}, device {device}, {args.threads} torch thread(s), precision {args.precision}"
+          f"{', compiled' if args.compile else ''}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"ms per step ({results[0]['clock'] if results else ''} time, median of {args.repeats}); ratio: "
+          f"library throughput / hand-written (median of per-repeat ratios); wall ratio beside it")
+    print(f"{'model':>9} | {'batch':>5} | {'gantricks ms':>12} | {'hand ms':>8} | {'ratio':>5} | {'wall':>5} | "
+          f"per-repeat ratios")
+    for r in results:
+        print(f"{r['model']:>9} | {r['batch']:>5} | {r['ms_gantricks']:>12.2f} | {r['ms_hand']:>8.2f} | "
+              f"{r['ratio']:>5.3f} | {r['wall_ratio']:>5.3f} | {' '.join(f'{x:.3f}' for x in r['ratios'])}"
+              f"   ({r['nets']})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return results
+
+
+if __name__ == "__main__":
+    main()
