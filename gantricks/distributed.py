@@ -54,11 +54,16 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class World:
-    """This process's place among the ranks of a data-parallel run (one process: rank 0 of 1)."""
+    """This process's place among the ranks of a data-parallel run (one process: rank 0 of 1).
+
+    ``active``: launched by torchrun, with a process group; the collectives then run even
+    for one process (so ``--nproc_per_node 1`` exercises the data-parallel code).
+    """
 
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    active: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -78,7 +83,7 @@ class World:
     @torch.no_grad()
     def average_(self, tensors: Sequence[Tensor]) -> None:
         """Replace each tensor by its mean over the ranks, in place: one all-reduce per dtype."""
-        if self.size == 1 or not tensors:
+        if not self.active or not tensors:
             return
         by_dtype: dict[torch.dtype, list[Tensor]] = {}
         for t in tensors:
@@ -93,7 +98,7 @@ class World:
     def mean_over_ranks(self, tensors: Sequence[Tensor]) -> list[Tensor]:
         """The tensors' means over the ranks, differentiable (one all-reduce; a graph passes through it)."""
         tensors = list(tensors)
-        if self.size == 1 or not tensors:
+        if not self.active or not tensors:
             return tensors
         flat = sum_over_ranks(torch.cat([t.reshape(-1) for t in tensors])) / self.size
         return [part.view_as(t) for t, part in zip(tensors, flat.split([t.numel() for t in tensors]))]
@@ -102,7 +107,7 @@ class World:
     def broadcast_(self, tensors: Iterable[Tensor], src: int = 0) -> None:
         """Overwrite the tensors with rank ``src``'s, in place (one broadcast per dtype)."""
         tensors = list(tensors)
-        if self.size == 1 or not tensors:
+        if not self.active or not tensors:
             return
         by_dtype: dict[torch.dtype, list[Tensor]] = {}
         for t in tensors:
@@ -114,25 +119,24 @@ class World:
                 t.copy_(part.view_as(t))
 
     def barrier(self) -> None:
-        if self.size > 1:
+        if self.active:
             dist.barrier()
 
 
 SINGLE = World()
 
 
-def launched_world_size() -> int:
-    """The number of processes torchrun started (1 when not launched by it)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+def launched_by_torchrun() -> bool:
+    return all(key in os.environ for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
 
 
 def init_from_env(device: torch.device) -> World:
     """Join the process group torchrun describes in the environment: gloo for CPU, NCCL for CUDA.
 
     Under CUDA each rank takes the GPU of its ``LOCAL_RANK`` (``cuda`` then means that GPU).
-    One process, or no torchrun: :data:`SINGLE`, and nothing is initialised.
+    Without torchrun: :data:`SINGLE`, and nothing is initialised.
     """
-    if launched_world_size() <= 1:
+    if not launched_by_torchrun():
         return SINGLE
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
@@ -146,7 +150,7 @@ def init_from_env(device: torch.device) -> World:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         _OWNED = True
-    return World(dist.get_rank(), dist.get_world_size(), local_rank)
+    return World(dist.get_rank(), dist.get_world_size(), local_rank, active=True)
 
 
 _OWNED = False     # whether init_from_env created the process group (then shutdown destroys it)
@@ -155,7 +159,7 @@ _OWNED = False     # whether init_from_env created the process group (then shutd
 def shutdown(world: World) -> None:
     """Leave the process group if :func:`init_from_env` created it (a caller's own group is left alone)."""
     global _OWNED
-    if world.size > 1 and _OWNED and dist.is_initialized():
+    if world.active and _OWNED and dist.is_initialized():
         dist.destroy_process_group()
         _OWNED = False
 

@@ -211,7 +211,7 @@ class GAN:
         grads = [p.grad for opt in opts for group in opt.param_groups for p in group["params"]
                  if p.grad is not None]
         loss = loss.detach()
-        if self.world.size > 1:   # data parallel: the ranks' mean gradient (see distributed.py)
+        if self.world.active:     # data parallel: the ranks' mean gradient (see distributed.py)
             loss = loss.reshape(1).clone()
             self.world.average_(grads + [loss])
             loss = loss[0]
@@ -257,7 +257,7 @@ class GAN:
         values = self._read(logs)
         for trick in self.tricks:
             trick.after_step(self)
-        if self.world.size > 1:   # e.g. batch-norm statistics of unsynchronised shards: rank 0's, as DDP
+        if self.world.active:     # e.g. batch-norm statistics of unsynchronised shards: rank 0's, as DDP
             self.world.broadcast_(b for m in self.modules.values() for b in m.buffers())
         return values
 

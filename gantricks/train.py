@@ -147,7 +147,7 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
         world.barrier()               # no rank starts while rank 0 may still be clearing the folder
         sampler = data if data is not None else build_data(config)
         gan = build_gan(config, sampler.shape)
-        if world.size > 1:
+        if world.active:
             gan.distribute(world, sync_batchnorm=config.sync_bn)
         if state is not None:         # every rank loads the same checkpoint
             gan.load_state_dict(state["gan"])

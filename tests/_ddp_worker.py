@@ -45,7 +45,7 @@ def build(scheme: str, tricks: tuple[str, ...], world: World) -> gt.GAN:
     torch.manual_seed(1)             # schemes that build nets (MRGAN's encoder) draw from the torch RNG
     loss = "nonsaturating"
     gan = gt.GAN(G, D, z_dim=2, scheme=scheme, tricks=tricks, loss=loss, data_shape=(2,), lr_g=1e-2, lr_d=1e-2)
-    if world.size > 1:
+    if world.active:
         gan.distribute(world)
     return gan
 
@@ -115,7 +115,7 @@ def check_sync_batchnorm(world: World) -> None:
 def main() -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
-    world = World(dist.get_rank(), dist.get_world_size())
+    world = World(dist.get_rank(), dist.get_world_size(), active=True)
     try:
         check_against_ddp(world)
         check_sync_batchnorm(world)
