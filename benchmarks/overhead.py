@@ -5,8 +5,8 @@
 
 Both paths train the same nets (two copies of one initialisation), on the same data
 source, batch size, optimizers (Adam, PacGAN's lr 1e-4 and β 0.8/0.999) and losses
-(the non-saturating GAN: BCE with logits, D frozen during G's update). The hand-written
-loop is what one writes without a library: no logs, no checks. ``gan.step`` in addition
+(the non-saturating GAN: BCE with logits, D's fakes drawn under ``no_grad``, D frozen during
+G's update). The hand-written loop is what one writes without a library: no logs, no checks. ``gan.step`` in addition
 computes its logs (D's mean logits and accuracies, gradient norms) and checks that the
 losses and gradients are finite, once per step.
 

@@ -34,6 +34,10 @@ What each of N processes (ranks) does, and why it equals one process on the whol
 * **Files.** Only rank 0 writes metrics, TensorBoard, plots and checkpoints, evaluates
   and shows a progress bar; every rank loads the checkpoint on resume.
 
+The data sources built in (fixed sets, mixtures) are seeded samplers, which is what lets
+every rank draw the same global batch; a user's DataLoader must yield the same batches on
+every rank (same seed, no per-rank shuffling) for the slices to partition one batch.
+
 Terms that compare samples within a batch (minibatch discrimination, minibatch stddev,
 EBGAN's pulling-away term, PacGAN packing, batch norm without ``--sync-bn``) see the
 rank's shard only, as under DDP. Random draws other than the noise (interpolation
