@@ -37,6 +37,8 @@ class TrainConfig:
     lr_d: float = 1e-4                  # D learning rate (Adam); set apart from lr_g for TTUR
     beta1: float = 0.8                  # Adam beta1 (PacGAN 2D: 0.8)
     beta2: float = 0.999                # Adam beta2
+    lr_decay: Literal["none", "linear"] = "none"   # linear: both learning rates fall linearly to 0 over the run's end
+    lr_decay_start: float = 0.5         # fraction of the steps after which the linear decay begins
     n_critic: int = 1                   # D updates per G update
     seed: int = 0                       # seeds models, noise and data
     eval_every: int = 1000              # steps between evaluations (0: only at the end)
@@ -55,6 +57,8 @@ class TrainConfig:
         for name in ("z_dim", "batch_size", "steps", "n_critic", "eval_samples", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.lr_decay_start < 1:
+            raise ConfigError(f"lr_decay_start must be in [0, 1), got {self.lr_decay_start}")
         for name in ("eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")

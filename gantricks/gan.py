@@ -333,9 +333,22 @@ class GAN:
         world.broadcast_(t for m in self.modules.values() for t in (*m.parameters(), *m.buffers()))
 
     def set_learning_rates(self, scale: float) -> None:
+        """Scale every learning rate for good (a rollback halves them), the schedule's base too."""
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] *= scale
+                if "base_lr" in group:
+                    group["base_lr"] *= scale
+
+    def set_lr_factor(self, factor: float) -> None:
+        """A schedule's step: every learning rate becomes its base rate times ``factor``.
+
+        The base is each group's rate at the first call; it lives in the optimizer's
+        param groups, so it is saved in checkpoints and a resumed run continues the schedule.
+        """
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
 
 
 def check_precision(precision: str, device: torch.device) -> str:

@@ -163,6 +163,16 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
         shutdown(world)
 
 
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """The learning-rate multiplier for the step after ``step`` steps: 1, then linear to 0 from
+    ``lr_decay_start`` of the run (pix2pix and CycleGAN decay this way over their second half).
+    Late steps then move G less, which sharpens its samples (BENCHMARKS.md measures it)."""
+    if config.lr_decay == "none":
+        return 1.0
+    t, start = step / config.steps, config.lr_decay_start
+    return 1.0 if t < start else max(0.0, (1.0 - t) / (1.0 - start))
+
+
 def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step) -> dict[str, Any]:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
@@ -179,6 +189,8 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
     try:
         with run.metrics.open("a") if main else _Silent() as log:
             while gan.step_count < config.steps:
+                if config.lr_decay != "none":
+                    gan.set_lr_factor(lr_factor(config, gan.step_count))
                 try:
                     logs = gan.step(next_real)
                 except NonFiniteError as err:

@@ -58,12 +58,15 @@ def test_checkpoint_refuses_pickled_objects(tmp_path):
 
 
 def test_kill_while_training_then_resume_equals_uninterrupted(tmp_path):
+    """Killed at step 150 of 300, inside the learning-rate decay (from step 90): the resumed run
+    continues the schedule and ends bit-identical to the uninterrupted one."""
     steps = 300
     full, killed = tmp_path / "full", tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(_cmd(full, steps), check=True, env=env, capture_output=True, timeout=300)
+    decay = ("--lr-decay", "linear", "--lr-decay-start", "0.3")
+    subprocess.run(_cmd(full, steps, *decay), check=True, env=env, capture_output=True, timeout=300)
 
-    proc = subprocess.Popen(_cmd(killed, steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_cmd(killed, steps, *decay), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and not any(p.name == "step-00000150.pt" for p in
                                              list_checkpoints(killed / "checkpoints")):
