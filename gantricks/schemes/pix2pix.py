@@ -53,6 +53,7 @@ class Pix2Pix(Scheme):
     """
 
     name = "pix2pix"
+    paired_data = True             # it needs (A, B) pairs: not a cell of the unpaired benchmarks
     POOL = 64                      # inputs kept for gan.sample (and checkpoints: keep it small)
 
     def __init__(self, l1: float = 100.0, in_channels: int = 0, halve_d: bool = True):
