@@ -33,6 +33,7 @@ import torch
 
 from gantricks.build import build_data, build_gan
 from gantricks.config import TrainConfig
+from gantricks.metrics.images import image_metrics
 from gantricks.nets.patchgan import receptive_field, whole_image_layers
 from gantricks.registry import datasets
 from gantricks.schemes.pix2pix import l1_term
@@ -55,19 +56,19 @@ def n_layers_of(variant: str) -> int | None:
 
 
 def run_variant(variant: str, steps: int, seed: int = 0, width: int = 32, batch_size: int = 32,
-                l1: float = 100.0) -> tuple[dict, torch.Tensor]:
+                l1: float = 100.0, device: str = "cpu") -> tuple[dict, torch.Tensor]:
     """Train one variant; its held-out metrics and translated test outputs."""
     n_layers = n_layers_of(variant)
     config = TrainConfig(data="edges2mnist", scheme=f"pix2pix:l1={l1}", generator=f"unet:width={width}",
                          discriminator=f"patchgan:n_layers={0 if n_layers is None else n_layers},width={width}",
-                         lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=batch_size, seed=seed)
+                         lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=batch_size, seed=seed, device=device)
     sampler = build_data(config)
     gan = build_gan(config, sampler.shape)
     next_real = lambda: sampler(batch_size)  # noqa: E731
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         if n_layers is None:       # L1 alone: G's update without any discriminator
-            inputs, target = split_pairs(next_real())
+            inputs, target = split_pairs(next_real().to(gan.device))
             gan.G.train()
             loss = l1_term(gan.G(inputs), target)
             gan.update("G", loss)
@@ -76,6 +77,8 @@ def run_variant(variant: str, steps: int, seed: int = 0, width: int = 32, batch_
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     test = datasets.build("edges2mnist:part=test", seed=0).data
     metrics, outputs = evaluate_translation(gan.G, test)
+    # FID of the translated digits against the true ones, in our digit classifier's feature space
+    metrics["fid"] = image_metrics(outputs, split_pairs(test)[1], prdc_samples=0)["fid"]
     rf = receptive_field(n_layers, IMAGE_SIZE) if n_layers is not None else None
     row = {"variant": variant, "seed": seed, "steps": steps,
            "discriminator": "none" if n_layers is None else f"patchgan:n_layers={n_layers}",
@@ -86,13 +89,13 @@ def run_variant(variant: str, steps: int, seed: int = 0, width: int = 32, batch_
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| variant | D | receptive field | map | L1 | sharpness | Laplacian ratio | ms/step |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | D | receptive field | map | L1 | sharpness | Laplacian ratio | FID | ms/step |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rf = f"{r['receptive_field']}x{r['receptive_field']}" if r["receptive_field"] else "-"
         grid = f"{r['map']}x{r['map']}" if r["map"] else "-"
         lines.append(f"| {r['variant']} (seed {r['seed']}) | {r['discriminator']} | {rf} | {grid} | {r['l1']:.4f} | "
-                     f"{r['sharpness']:.3f} | {r['laplacian_ratio']:.3f} | {r['ms_per_step']} |")
+                     f"{r['sharpness']:.3f} | {r['laplacian_ratio']:.3f} | {r['fid']:.1f} | {r['ms_per_step']} |")
     return "\n".join(lines)
 
 
@@ -105,6 +108,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--l1", type=float, default=100.0, help="λ of the L1 term")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     parser.add_argument("--out", help="append one JSON line per run here")
     parser.add_argument("--save-outputs", help="folder for the translated test outputs (.pt)")
     args = parser.parse_args()
@@ -116,7 +120,7 @@ def main() -> None:
         torch.save(split_pairs(datasets.build("edges2mnist:part=test").data)[1], save / "targets.pt")
     for seed in args.seeds:
         for variant in args.variants:
-            row, outputs = run_variant(variant, args.steps, seed, args.width, args.batch_size, args.l1)
+            row, outputs = run_variant(variant, args.steps, seed, args.width, args.batch_size, args.l1, args.device)
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out:
