@@ -87,17 +87,10 @@ class World:
     @torch.no_grad()
     def average_(self, tensors: Sequence[Tensor]) -> None:
         """Replace each tensor by its mean over the ranks, in place: one all-reduce per dtype."""
-        if not self.active or not tensors:
-            return
-        by_dtype: dict[torch.dtype, list[Tensor]] = {}
-        for t in tensors:
-            by_dtype.setdefault(t.dtype, []).append(t)
-        for group in by_dtype.values():
-            flat = torch.cat([t.reshape(-1) for t in group])
+        def mean(flat: Tensor) -> None:
             dist.all_reduce(flat)
             flat.div_(self.size)
-            for t, part in zip(group, flat.split([t.numel() for t in group])):
-                t.copy_(part.view_as(t))
+        self._flat_in_place(tensors, mean)
 
     def mean_over_ranks(self, tensors: Sequence[Tensor]) -> list[Tensor]:
         """The tensors' means over the ranks, differentiable (one all-reduce; a graph passes through it)."""
@@ -110,6 +103,11 @@ class World:
     @torch.no_grad()
     def broadcast_(self, tensors: Iterable[Tensor], src: int = 0) -> None:
         """Overwrite the tensors with rank ``src``'s, in place (one broadcast per dtype)."""
+        self._flat_in_place(tensors, lambda flat: dist.broadcast(flat, src))
+
+    def _flat_in_place(self, tensors: Iterable[Tensor], collective) -> None:
+        """Run ``collective`` on the tensors of each dtype flattened into one buffer, then copy back
+        (one collective call per dtype instead of one per tensor)."""
         tensors = list(tensors)
         if not self.active or not tensors:
             return
@@ -118,7 +116,7 @@ class World:
             by_dtype.setdefault(t.dtype, []).append(t)
         for group in by_dtype.values():
             flat = torch.cat([t.reshape(-1) for t in group])
-            dist.broadcast(flat, src)
+            collective(flat)
             for t, part in zip(group, flat.split([t.numel() for t in group])):
                 t.copy_(part.view_as(t))
 
