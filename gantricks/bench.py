@@ -261,7 +261,9 @@ def report_table(rows: Sequence[dict], kind: str = "mixtures") -> str:
         cols = [row["cell"]] + [_fmt(row[ds].get(m), digits) if ds in row else "—" for ds, m, _, digits in columns]
         any_ds = next((row[ds] for ds in datasets if ds in row), {})
         failed = sum(row[ds]["failed"] for ds in datasets if ds in row)
-        seeds = f"{any_ds.get('n', 0)}" + (f" ({failed} failed)" if failed else "")
+        counts = [row[ds]["n"] if ds in row else 0 for ds in datasets]
+        seeds = (f"{counts[0]}" if len(set(counts)) == 1 else "/".join(map(str, counts))) \
+            + (f" ({failed} failed)" if failed else "")
         cpu = [row[ds]["cpu_s"] for ds in datasets if ds in row]
         cols += [seeds, str(any_ds.get("steps", "—")), f"{sum(cpu) / len(cpu):.0f}" if cpu else "—"]
         lines.append("| " + " | ".join(cols) + " |")
