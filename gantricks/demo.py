@@ -8,7 +8,7 @@ from pathlib import Path
 from .bench import cells, run_bench
 from .errors import ConfigError
 
-DEMO_CELLS = ("baseline", "pacgan", "recommended")
+DEMO_CELLS = ("baseline", "pacgan", "madgan-decay", "recommended")
 DEMO_STEPS = 5000
 DEMO_SEEDS = 2
 
