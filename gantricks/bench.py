@@ -27,7 +27,6 @@ from .registry import losses, schemes, tricks
 SUITES = {"mixtures": ("ring8", "grid25"), "ring8": ("ring8",), "grid25": ("grid25",),
           "stacked-mnist": ("stacked-mnist",)}
 SUITE_KIND = {"mixtures": "mixtures", "ring8": "mixtures", "grid25": "mixtures", "stacked-mnist": "images"}
-METRICS = ("modes_covered", "high_quality_pct", "reverse_kl")
 # the report's columns per kind of suite: (dataset, metric, header, digits)
 COLUMNS = {
     "mixtures": [(ds, m, f"{short} {head}", d) for ds, short in (("ring8", "ring"), ("grid25", "grid"))

@@ -96,7 +96,11 @@ def image_grid(samples, path: "str | Path", nrow: int | None = None,
                value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 2) -> Path:
     """Images ``(N, C, H, W)`` in ``value_range`` as one PNG grid (see :func:`grid_array`), each pixel
     drawn ``scale`` x ``scale``."""
-    grid = grid_array(samples, nrow, value_range)
+    return save_grid(grid_array(samples, nrow, value_range), path, scale)
+
+
+def save_grid(grid, path: "str | Path", scale: int = 2) -> Path:
+    """A grid from :func:`grid_array` as a PNG, each pixel drawn ``scale`` x ``scale``."""
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)

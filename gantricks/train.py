@@ -221,8 +221,9 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                         plots.scatter(samples, _mkdir(run.plots) / f"samples-{step:08d}.png", sampler.centers,
                                       title=_title(step, last_eval))
                     elif samples.dim() == 4:
-                        plots.image_grid(samples[:64], _mkdir(run.plots) / f"samples-{step:08d}.png")
-                        writer.add_image("samples", plots.grid_array(samples[:64]), step, dataformats="HWC")
+                        grid = plots.grid_array(samples[:64])      # one grid for the PNG and TensorBoard
+                        plots.save_grid(grid, _mkdir(run.plots) / f"samples-{step:08d}.png")
+                        writer.add_image("samples", grid, step, dataformats="HWC")
                 for flag in flags:
                     log.write(json.dumps(flag.to_record()) + "\n")
                     writer.add_text("flags", flag.message(), step)
