@@ -8,13 +8,14 @@ next part runs); ``results.json`` and ``results.md`` in ``--out`` are rewritten 
 every part, so a run cut short still leaves what it measured:
 
 1. ``overhead``: benchmarks/overhead.py on the device (ring MLP and DCGAN, fp32 and bf16):
-   gantricks ``gan.step`` against a hand-written loop, interleaved, median ratio.
+   gantricks (``step_deferred``, logs read as ``train`` reads them) against a hand-written loop,
+   interleaved, median ratio.
 2. ``ddp``: ``torchrun --nproc_per_node N`` (N = the GPUs, at most 2; 1 on a CPU) trains
    ring8 for ``--ddp-steps`` steps through the data-parallel code (process group, gradient
    all-reduce, rank-0 files), and one process trains the same config without torchrun;
    the final parameters are compared (with N = 1 they must agree to float precision).
 3. ``throughput``: steps/s and peak memory (``torch.cuda.max_memory_allocated``) of
-   ``gan.step`` on the ring MLP (batch 100) and a DCGAN (32x32x3, batch 64), fp32 and bf16.
+   the library's loop on the ring MLP (batch 100) and a DCGAN (32x32x3, batch 64), fp32 and bf16.
 4. ``unrolled``: ms per step of ``unrolled`` and ``lookahead`` against k, and a line fit.
 5. ``compile`` (only with ``--compile``): the overhead comparison with ``torch.compile``.
 """
@@ -96,13 +97,14 @@ def _steps_per_s(model: str, precision: str, device: torch.device, steps: int, w
     G, D, z_shape, sampler, batch, nets = overhead.make_model(model, width)
     gan = gt.GAN(G, D, z_shape=z_shape, z_dim=z_shape[0], lr_g=overhead.LR, lr_d=overhead.LR,
                  betas=overhead.BETAS, device=device, precision=precision)
-    next_real = lambda: sampler(batch)  # noqa: E731
+    loop = overhead.LibraryLoop(gan, lambda: sampler(batch), overhead.default_read_every(device))
     for _ in range(warmup):
-        gan.step(next_real)
+        loop()
+    loop.flush()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    wall, _ = overhead.timed(lambda: gan.step(next_real), steps, device)
+    wall, _ = overhead.timed(loop, steps, device)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
     return {"model": model, "nets": nets, "batch": batch, "precision": precision, "steps": steps,
             "steps_per_s": round(steps / wall, 2), "ms_per_step": round(1000 * wall / steps, 3),
@@ -135,7 +137,7 @@ def part_compile(args, device: torch.device) -> list[dict]:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"# gantricks GPU check", "", "```", json.dumps(results.get("environment", {}), indent=1), "```", ""]
+    lines = ["# gantricks GPU check", "", "```", json.dumps(results.get("environment", {}), indent=1), "```", ""]
     for row in results.get("overhead", []) or []:
         lines.append(f"- overhead {row['model']} {row['precision']}: gantricks {row['ms_gantricks']:.2f} ms, "
                      f"hand-written {row['ms_hand']:.2f} ms, ratio {row['ratio']:.3f} ({row['clock']} time)")

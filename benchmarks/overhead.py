@@ -6,9 +6,11 @@
 Both paths train the same nets (two copies of one initialisation), on the same data
 source, batch size, optimizers (Adam, PacGAN's lr 1e-4 and β 0.8/0.999) and losses
 (the non-saturating GAN: BCE with logits, D's fakes drawn under ``no_grad``, D frozen during
-G's update). The hand-written loop is what one writes without a library: no logs, no checks. ``gan.step`` in addition
-computes its logs (D's mean logits and accuracies, gradient norms) and checks that the
-losses and gradients are finite, once per step.
+G's update). The hand-written loop is what one writes without a library: no logs, no checks. The library
+path in addition computes its logs (D's mean logits and accuracies, gradient norms) and checks that the
+losses and gradients are finite, as ``gantricks train`` does: ``gan.step_deferred`` each step and one
+``gan.read`` of the logs every ``--read-every`` steps (default as ``train``: every step on a CPU, where a
+read is free, every 32 on a GPU, where each read waits for the device) and at the end of each timing.
 
 Timings are interleaved: each repeat times ``--steps`` steps of one path then of the
 other, alternating which goes first, after warm-up steps. Printed: the median ms per
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import gantricks as gt
+import gantricks.train as gt_train
 from gantricks.data.sources import FixedSet
 from gantricks.registry import datasets, nets
 
@@ -132,11 +135,34 @@ def hand_written(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real
     return step
 
 
+class LibraryLoop:
+    """``gantricks train``'s inner loop without its files: a step, and the logs read every ``read_every``."""
+
+    def __init__(self, gan: "gt.GAN", next_real: Callable[[], torch.Tensor], read_every: int):
+        self.gan, self.next_real, self.read_every, self.pending = gan, next_real, read_every, []
+        self.logs: dict = {}
+
+    def __call__(self) -> None:
+        self.pending.append(self.gan.step_deferred(self.next_real))
+        if len(self.pending) >= self.read_every:
+            self.flush()
+
+    def flush(self) -> None:
+        for _, self.logs in self.gan.read(self.pending):
+            pass
+        self.pending = []
+
+
+def default_read_every(device: torch.device) -> int:
+    """As ``gantricks train`` (config ``read_every`` 0)."""
+    return 1 if device.type == "cpu" else getattr(gt_train, "READ_EVERY", 1)
+
+
 def library(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real: Callable[[], torch.Tensor],
-            device: torch.device, precision: str, compile: bool):
+            device: torch.device, precision: str, compile: bool, read_every: int = 1) -> LibraryLoop:
     gan = gt.GAN(G, D, z_shape=z_shape, z_dim=z_shape[0], loss="nonsaturating", lr_g=LR, lr_d=LR, betas=BETAS,
                  device=device, **_extra(precision, compile))
-    return lambda: gan.step(next_real)
+    return LibraryLoop(gan, next_real, read_every)
 
 
 def _extra(precision: str, compile: bool) -> dict:
@@ -162,12 +188,14 @@ def timed(step: Callable[[], object], steps: int, device: torch.device) -> tuple
     start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
+    if hasattr(step, "flush"):
+        step.flush()                     # the library's logs of these steps are read inside the timing
     _sync(device)
     return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.device, precision: str,
-            compile: bool, width: int | None = None) -> dict:
+            compile: bool, width: int | None = None, read_every: int | None = None) -> dict:
     """Interleaved timings of both paths on ``model``; medians and the throughput ratio."""
     G, D, z_shape, sampler, batch, where = make_model(model, width)
     G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
@@ -177,7 +205,8 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     G2.to(device), D2.to(device)
     if compile:
         G2.compile(), D2.compile()
-    paths = {"gantricks": library(G, D, z_shape, lambda: sampler(batch), device, precision, compile),
+    read_every = read_every or default_read_every(device)
+    paths = {"gantricks": library(G, D, z_shape, lambda: sampler(batch), device, precision, compile, read_every),
              "hand-written": hand_written(G2, D2, z_shape, lambda: sampler2(batch), device, autocast)}
     for step in paths.values():
         for _ in range(warmup):
@@ -195,7 +224,7 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     times = cpu if device.type == "cpu" else wall
     ratios = [h / g for g, h in zip(times["gantricks"], times["hand-written"])]
     return {"model": model, "nets": where, "batch": batch, "device": str(device), "precision": precision,
-            "compile": compile, "steps": steps, "repeats": repeats, "clock": "cpu" if times is cpu else "wall",
+            "compile": compile, "read_every": read_every, "steps": steps, "repeats": repeats, "clock": "cpu" if times is cpu else "wall",
             "ms_gantricks": 1000 * statistics.median(times["gantricks"]),
             "ms_hand": 1000 * statistics.median(times["hand-written"]),
             "ratio": statistics.median(ratios), "ratios": ratios,
@@ -215,12 +244,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D on both paths")
     parser.add_argument("--dcgan-width", type=int, default=None, help="DCGAN base width (default: the net's)")
+    parser.add_argument("--read-every", type=int, default=None,
+                        help="library: steps between reads of the logs (default as gantricks train: 1 on a CPU, 32 else)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     results = [compare(m, args.steps, args.repeats, args.warmup, device, args.precision, args.compile,
-                       args.dcgan_width if m == "dcgan" else None) for m in args.models]
+                       args.dcgan_width if m == "dcgan" else None, args.read_every) for m in args.models]
     print(f"torch {torch.__version__}, device {device}, {args.threads} torch thread(s), precision {args.precision}"
           f"{', compiled' if args.compile else ''}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"ms per step ({results[0]['clock'] if results else ''} time, median of {args.repeats}); ratio: "

@@ -44,6 +44,7 @@ class TrainConfig:
     eval_every: int = 1000              # steps between evaluations (0: only at the end)
     eval_samples: int = 2500            # samples per evaluation (PacGAN: 2500)
     log_every: int = 50                 # steps between lines of metrics.jsonl
+    read_every: int = 0                 # steps between reads of the logs off the device (0: 1 on a CPU, 32 on a GPU)
     checkpoint_every: int = 1000        # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 3           # newest checkpoints kept on disk
     device: str = "cpu"                 # cpu, cuda, cuda:N, mps or auto
@@ -59,7 +60,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.lr_decay_start < 1:
             raise ConfigError(f"lr_decay_start must be in [0, 1), got {self.lr_decay_start}")
-        for name in ("eval_every", "checkpoint_every"):
+        for name in ("eval_every", "checkpoint_every", "read_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_g", "lr_d"):

@@ -247,6 +247,24 @@ class GAN:
         ``real`` is a batch, an iterator of batches or a function returning one. With a
         single batch every D update of the round reuses it (fresh noise each time).
         """
+        [(_, values)] = self.read([self._scheme_step(real)])   # a NaN stops here, before the tricks see it
+        self._after_step()
+        return values
+
+    def step_deferred(self, real: "Tensor | Iterator[Tensor] | Callable[[], Tensor]") -> "StepLogs":
+        """:meth:`step` without reading its logs: they stay where they were computed.
+
+        On a GPU each read of a device number waits for the device to finish, and the host
+        then idles it while it queues the next step's kernels; a loop that reads the logs of
+        many steps at once with :meth:`read` keeps the device busy (``gantricks train``
+        reads them every ``read_every`` steps). The finite checks are read with them, so a
+        NaN is reported at its own step, up to ``read_every`` - 1 steps late.
+        """
+        pending = self._scheme_step(real)
+        self._after_step()
+        return pending
+
+    def _scheme_step(self, real: "Tensor | Iterator[Tensor] | Callable[[], Tensor]") -> "StepLogs":
         next_real = _as_next(real, self.device)
         for module in self.modules.values():
             module.train()
@@ -254,33 +272,38 @@ class GAN:
         with self._autocast(True):
             logs = self.scheme.step(self, next_real)
         self.step_count += 1
-        values = self._read(logs)
+        pending = StepLogs(self.step_count, logs, self._pending)
+        self._pending = []
+        return pending
+
+    def _after_step(self) -> None:
         for trick in self.tricks:
             trick.after_step(self)
         if self.world.active:     # e.g. batch-norm statistics of unsynchronised shards: rank 0's, as DDP
             self.world.broadcast_(b for m in self.modules.values() for b in m.buffers())
-        return values
+
+    def read(self, steps: "Sequence[StepLogs]") -> Iterator[tuple[int, dict[str, float]]]:
+        """``(step, logs as floats)`` for each of ``steps``, in order, from one transfer off the device.
+        Raises :class:`NonFiniteError` at the first step whose loss or gradient was not finite,
+        after yielding the steps before it."""
+        flat = [t for s in steps for t in s.tensors()]
+        if self.device.type == "cpu":     # reading a CPU tensor is free; stacking them is not
+            numbers = [t.item() for t in flat]
+        else:                             # elsewhere each read waits for the device: read them all at once
+            numbers = torch.stack([t.detach().reshape(()).float() for t in flat]).tolist() if flat else []
+        at = 0
+        for s in steps:
+            values, checks, at = s.floats(numbers, at)
+            for what, x in checks:
+                if not math.isfinite(x):
+                    raise NonFiniteError(s.step, what)
+            yield s.step, values
 
     def _autocast(self, enabled: bool) -> contextlib.AbstractContextManager:
         """bf16 autocast on (forward passes) or off (backward), or nothing at fp32."""
         if self.precision != "bf16":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
-
-    def _read(self, logs: dict) -> dict[str, float]:
-        """The step's logs as floats and its finite checks, in one transfer from the device."""
-        tensors = {k: v for k, v in logs.items() if isinstance(v, Tensor)}
-        flat = list(tensors.values()) + [t for _, t in self._pending]
-        if self.device.type == "cpu":     # reading a CPU tensor is free; stacking them is not
-            numbers = [t.item() for t in flat]
-        else:                             # elsewhere each read waits for the device: read them all at once
-            numbers = torch.stack([t.detach().reshape(()).float() for t in flat]).tolist() if flat else []
-        finite = numbers[len(tensors):]
-        for (what, _), x in zip(self._pending, finite):
-            if not math.isfinite(x):
-                raise NonFiniteError(self.step_count, what)
-        read = dict(zip(tensors, numbers))
-        return {k: read[k] if k in read else float(v) for k, v in logs.items()}
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000) -> Tensor:
@@ -349,6 +372,29 @@ class GAN:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
+
+
+class StepLogs:
+    """One step's logs and finite checks, still on the device (:meth:`GAN.step_deferred`)."""
+
+    __slots__ = ("step", "logs", "checks")
+
+    def __init__(self, step: int, logs: dict[str, Any], checks: list[tuple[str, Tensor]]):
+        self.step, self.logs, self.checks = step, logs, checks
+
+    def tensors(self) -> list[Tensor]:
+        return [v for v in self.logs.values() if isinstance(v, Tensor)] + [t for _, t in self.checks]
+
+    def floats(self, numbers: Sequence[float], at: int) -> tuple[dict[str, float], list[tuple[str, float]], int]:
+        """This step's logs and checks from ``numbers[at:]`` (as :meth:`tensors` ordered them)."""
+        values = {}
+        for k, v in self.logs.items():
+            if isinstance(v, Tensor):
+                values[k], at = numbers[at], at + 1
+            else:
+                values[k] = float(v)
+        checks = [(what, numbers[at + i]) for i, (what, _) in enumerate(self.checks)]
+        return values, checks, at + len(self.checks)
 
 
 def check_precision(precision: str, device: torch.device) -> str:

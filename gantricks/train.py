@@ -28,17 +28,18 @@ from .config import TrainConfig, load_toml, to_toml
 from .data.sources import Sampler
 from .distributed import init_from_env, shutdown
 from .errors import ConfigError, NonFiniteError
-from .gan import GAN
+from .gan import GAN, StepLogs
 from .metrics import mixture_coverage
 from .metrics.images import dataset_image_metrics
 from .monitor import Monitor
 
 EVAL_SEED = 1234                      # evaluations draw noise from their own generator
 MAX_ROLLBACKS = 3
+READ_EVERY = 32                       # steps between reads of the logs off a GPU (see GAN.step_deferred)
 EVAL_CURVES = ("modes_covered", "high_quality_pct", "reverse_kl", "kl_to_uniform", "fid", "kid", "precision",
                "recall", "density", "coverage")     # eval metrics drawn in plots/metrics.png, where present
 RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
-                     "device", "on_nonfinite", "precision", "compile", "sync_bn"}
+                     "device", "on_nonfinite", "precision", "compile", "sync_bn", "read_every"}
 
 
 @dataclass(frozen=True)
@@ -185,14 +186,40 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
     next_real = lambda: gan.world.shard(sampler(config.batch_size))  # noqa: E731  (the global batch, this rank's slice)
     monitor = Monitor()
     rollbacks, final, last_eval = 0, {}, {}
+    # Read the logs off the device every `read_every` steps (and before every evaluation and checkpoint):
+    # each read waits for the device, so a GPU run reads them in batches; a callback needs each step's.
+    read_every = 1 if on_step is not None else config.read_every or (1 if gan.device.type == "cpu" else READ_EVERY)
+    pending: list[StepLogs] = []
+
+    def emit(flags, step: int) -> None:
+        for flag in flags:
+            log.write(json.dumps(flag.to_record()) + "\n")
+            writer.add_text("flags", flag.message(), step)
+            if config.progress:
+                bar.write(f"gantricks: {flag.message()}")
+
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         with run.metrics.open("a") if main else _Silent() as log:
             while gan.step_count < config.steps:
                 if config.lr_decay != "none":
                     gan.set_lr_factor(lr_factor(config, gan.step_count))
+                pending.append(gan.step_deferred(next_real))
+                step = gan.step_count
+                is_last = step == config.steps
+                evaluating = is_last or (config.eval_every and step % config.eval_every == 0)
+                saving = is_last or (config.checkpoint_every and step % config.checkpoint_every == 0)
+                if len(pending) < read_every and not evaluating and not saving:
+                    continue
+                done, pending = pending, []
                 try:
-                    logs = gan.step(next_real)
+                    for at, logs in gan.read(done):
+                        if on_step is not None:
+                            on_step(gan, logs)
+                        if main:
+                            emit(monitor.observe_step(at, logs), at)
+                            if at % config.log_every == 0:
+                                _record(log, writer, "train", at, logs)
                 except NonFiniteError as err:
                     if config.on_nonfinite != "rollback" or rollbacks >= MAX_ROLLBACKS \
                             or not list_checkpoints(run.checkpoints):
@@ -200,20 +227,14 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                     rollbacks += 1
                     _rollback(run, gan, sampler, err, main)
                     log.seek(0, 2)
+                    bar.n = gan.step_count
                     continue
-                step = gan.step_count
-                if on_step is not None:
-                    on_step(gan, logs)
+                bar.update(len(done))
                 if not main:
-                    bar.update(1)
                     continue
-                flags = monitor.observe_step(step, logs)
-                if step % config.log_every == 0:
-                    _record(log, writer, "train", step, logs)
-                is_last = step == config.steps
-                if is_last or (config.eval_every and step % config.eval_every == 0):
+                if evaluating:
                     last_eval, samples = evaluate(gan, sampler, config.eval_samples)
-                    flags += monitor.observe_eval(step, samples, sampler.reference(len(samples)), last_eval)
+                    flags = monitor.observe_eval(step, samples, sampler.reference(len(samples)), last_eval)
                     last_eval["wall_s"] = round(time.perf_counter() - t0, 3)
                     last_eval["cpu_s"] = round(time.process_time() - cpu0, 3)
                     _record(log, writer, "eval", step, last_eval)
@@ -224,18 +245,13 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                         grid = plots.grid_array(samples[:64])      # one grid for the PNG and TensorBoard
                         plots.save_grid(grid, _mkdir(run.plots) / f"samples-{step:08d}.png")
                         writer.add_image("samples", grid, step, dataformats="HWC")
-                for flag in flags:
-                    log.write(json.dumps(flag.to_record()) + "\n")
-                    writer.add_text("flags", flag.message(), step)
-                    if config.progress:
-                        bar.write(f"gantricks: {flag.message()}")
-                if is_last or (config.checkpoint_every and step % config.checkpoint_every == 0):
+                    emit(flags, step)
+                if saving:
                     log.flush()
                     save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
                                                             "step": step, "config": config.to_dict()},
                                     keep=config.keep_checkpoints)
-                bar.update(1)
-                if step % config.log_every == 0 or is_last:
+                if is_last or step % config.log_every < len(done):     # a logged step was read
                     bar.set_postfix(_postfix(logs, last_eval), refresh=False)
         final = {"step": gan.step_count, **last_eval}
     finally:

@@ -1,0 +1,115 @@
+"""Reading the logs off the device every ``read_every`` steps (what a GPU run does) changes nothing but
+when the host waits: the same records, the same parameters, NaNs reported at their own step."""
+import json
+
+import pytest
+import torch
+
+from gantricks.build import build_data
+from gantricks.checkpoint import load_latest
+from gantricks.config import TrainConfig
+from gantricks.errors import NonFiniteError
+from gantricks.gan import GAN
+from gantricks.train import train
+
+SMALL = dict(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32, steps=40,
+             eval_every=20, checkpoint_every=20, log_every=3, progress=False, data="ring8")
+
+
+def _records(run):
+    out = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        r.pop("wall_s", None), r.pop("cpu_s", None)
+        out.append(r)
+    return out
+
+
+def test_batched_reads_give_the_same_records_and_parameters(tmp_path):
+    train(TrainConfig(**SMALL, read_every=1), tmp_path / "each")
+    train(TrainConfig(**SMALL, read_every=7), tmp_path / "batched")
+    each, batched = _records(tmp_path / "each"), _records(tmp_path / "batched")
+    assert [r for r in each if r["kind"] == "train"] == [r for r in batched if r["kind"] == "train"]
+    assert [r for r in each if r["kind"] == "eval"] == [r for r in batched if r["kind"] == "eval"]
+    assert len([r for r in each if r["kind"] == "train"]) == 40 // 3
+    _, a = load_latest(tmp_path / "each" / "checkpoints")
+    _, b = load_latest(tmp_path / "batched" / "checkpoints")
+    for name, module in a["gan"]["modules"].items():
+        for key, value in module.items():
+            assert torch.equal(value, b["gan"]["modules"][name][key]), (name, key)
+
+
+def test_the_loop_reads_once_per_read_every_steps_and_before_each_evaluation_and_checkpoint(tmp_path, monkeypatch):
+    reads = []
+    original = GAN.read
+
+    def counting(self, steps):
+        reads.append([s.step for s in steps])
+        return original(self, steps)
+    monkeypatch.setattr(GAN, "read", counting)
+    train(TrainConfig(**SMALL, read_every=8), tmp_path / "run")
+    # steps 1-8, 9-16, 17-20 (evaluation and checkpoint at 20), 21-28, 29-36, 37-40 (the end)
+    assert [r[-1] for r in reads] == [8, 16, 20, 28, 36, 40]
+    assert [s for r in reads for s in r] == list(range(1, 41))
+
+
+class _PoisonAt:
+    """ring8's sampler, but the batch of the ``at``-th call is NaN: D's loss at that step is not finite."""
+
+    def __init__(self, sampler, at: int):
+        self.sampler, self.at, self.calls = sampler, at, 0
+        self.centers, self.std = sampler.centers, sampler.std
+
+    def __call__(self, n):
+        self.calls += 1
+        x = self.sampler(n)
+        return torch.full_like(x, float("nan")) if self.calls == self.at else x
+
+    shape = property(lambda self: self.sampler.shape)
+    state_dict = property(lambda self: self.sampler.state_dict)
+    load_state_dict = property(lambda self: self.sampler.load_state_dict)
+    reference = property(lambda self: self.sampler.reference)
+
+
+def test_a_nan_is_reported_at_its_own_step_when_reads_are_batched(tmp_path):
+    config = TrainConfig(**SMALL, read_every=8)
+    data = _PoisonAt(build_data(config), at=26)          # one real batch a step: call 26 feeds step 26
+    with pytest.raises(NonFiniteError, match="at step 26.*last good checkpoint kept: .*step-00000020.pt"):
+        train(config, tmp_path / "nan", data=data)
+    steps = [r["step"] for r in _records(tmp_path / "nan") if r["kind"] == "train"]
+    assert max(steps) == 24                               # steps 25-28 were read; 25 logged nothing (log_every 3)
+    _, state = load_latest(tmp_path / "nan" / "checkpoints")
+    assert state["step"] == 20
+
+
+def test_read_every_must_not_be_negative():
+    from gantricks.errors import ConfigError
+    with pytest.raises(ConfigError, match="read_every must be >= 0"):
+        TrainConfig(read_every=-1)
+
+
+def test_the_overhead_benchmarks_library_loop_trains_as_gan_step():
+    """benchmarks/overhead.py times ``step_deferred`` + batched ``read``: the same training as ``gan.step``."""
+    import copy
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import overhead
+
+    G, D, z_shape, sampler, batch, _ = overhead.make_model("ring-mlp", None)
+    twins = copy.deepcopy((G, D, sampler))
+    torch.manual_seed(3)
+    loop = overhead.library(G, D, z_shape, lambda: sampler(batch), torch.device("cpu"), "fp32", False, read_every=4)
+    for _ in range(10):
+        loop()
+    assert len(loop.pending) == 2 and loop.logs                  # steps 9 and 10 not read yet
+    loop.flush()
+    torch.manual_seed(3)
+    G2, D2, sampler2 = twins
+    gan = overhead.library(G2, D2, z_shape, lambda: sampler2(batch), torch.device("cpu"), "fp32", False).gan
+    for _ in range(10):
+        logs = gan.step(lambda: sampler2(batch))
+    assert loop.logs == logs
+    for a, b in zip(loop.gan.G.parameters(), gan.G.parameters()):
+        assert torch.equal(a, b)
