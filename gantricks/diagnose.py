@@ -35,7 +35,7 @@ def diagnose(root: "str | Path") -> tuple[str, Path]:
     if evals and "modes_covered" in evals[-1]:
         e = evals[-1]
         lines.append(f"last evaluation (step {e['step']}): {e['modes_covered']}/{e['modes']} modes, "
-                     f"{e['high_quality_pct']:.1f}% high quality, reverse KL {e['reverse_kl']}")
+                     f"{e['high_quality_pct']:.1f}% high quality, reverse KL {e['reverse_kl']:.3f}")
     run.plots.mkdir(parents=True, exist_ok=True)
     path = plots.curves(train, SIGNALS, run.plots / "diagnosis.png", title=f"{run.root.name}: training signals",
                         marks=[(f["step"], f["flag"]) for f in flags])

@@ -9,7 +9,10 @@ Flags, raised at the step where the condition starts (once, until it clears):
 
 =====================  =========================================================
 ``mode-collapse``      diversity below ``collapse_diversity`` of the data's, or
-                       under half the modes covered while most samples are sharp
+                       under half the modes covered while most samples are sharp,
+                       or (known modes) the same modes without a single sharp
+                       sample at two evaluations running, where each mode should
+                       get ``dropped_expected`` or more (a partial collapse)
 ``discriminator-wins`` D classifies real and fake almost perfectly over a window
                        (G's gradient signal is vanishing or useless)
 ``divergence``         a loss or gradient norm far above its running median, or
@@ -74,6 +77,7 @@ class Monitor:
     collapse_diversity: float = 0.3   # generated diversity / real diversity below this: collapse
     oscillation_ratio: float = 3.0    # swing of the D(real)-D(fake) gap over its noise level (x10)
     mode_hop_tv: float = 0.5          # total variation between successive mode histograms: hopping
+    dropped_expected: float = 20.0    # sharp samples a mode should get before its absence counts (P(0) ~ e^-20)
     active: dict[str, Flag] = field(default_factory=dict)
     history: list[Flag] = field(default_factory=list)
 
@@ -83,6 +87,7 @@ class Monitor:
         self._norms: dict[str, deque] = {}
         self._medians: dict[str, float] = {}
         self._last_modes: np.ndarray | None = None
+        self._empty: set[int] = set()     # modes with no sharp sample at the last evaluation
 
     def _raise(self, name: str, step: int, detail: str, on: bool) -> list[Flag]:
         if on and name not in self.active:
@@ -125,6 +130,16 @@ class Monitor:
                 flags += self._raise("oscillation", step, *self._oscillation())
         return flags
 
+    def _dropped(self, counts) -> list[int]:
+        """Modes empty now and at the last evaluation, where the sharp samples are many enough that an
+        empty mode is no accident (``dropped_expected`` or more expected in each)."""
+        if not counts or sum(counts) < self.dropped_expected * len(counts):
+            self._empty = set()
+            return []
+        empty = {k for k, c in enumerate(counts) if c == 0}
+        dropped, self._empty = sorted(empty & self._empty), empty
+        return dropped
+
     def _oscillation(self) -> tuple[str, bool]:
         """Chunk means of the D(real)-D(fake) gap that swing far beyond their noise and keep reversing."""
         size = max(self.window // 4, 2)
@@ -150,8 +165,12 @@ class Monitor:
                 and metrics["modes_covered"] < 0.5 * metrics["modes"]:
             reasons.append(f"{metrics['modes_covered']} of {metrics['modes']} modes covered"
                            + (f" with {sharp:.0f}% sharp samples" if sharp is not None else ""))
-        flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))
         counts = metrics.get("mode_counts")
+        dropped = self._dropped(counts)
+        if dropped and not reasons:
+            reasons.append(f"{len(dropped)} of {len(counts)} modes have had no sharp sample at two evaluations "
+                           f"running, where each should get about {sum(counts) / len(counts):.0f}")
+        flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))
         # hopping is read only from histograms of many sharp samples; a few stray hits are noise
         if counts and sum(counts) >= max(100, 0.2 * metrics.get("samples", 0)):
             p = np.asarray(counts, dtype=np.float64) / sum(counts)

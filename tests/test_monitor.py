@@ -75,3 +75,24 @@ def test_pairwise_diversity_against_a_loop():
     x = torch.randn(7, 3)
     ref = sum(float((x[i] - x[j]).norm()) for i in range(7) for j in range(7) if i != j) / 42
     assert abs(pairwise_diversity(x) - ref) < 1e-6 * ref
+
+
+def test_a_partial_collapse_is_flagged_when_the_same_modes_stay_empty():
+    """2 of 25 modes empty at two evaluations running, ~35 sharp samples expected in each: flagged at the
+    second; an empty mode at one evaluation only, or where few samples are sharp, is not."""
+    real = torch.randn(500, 2)
+    spread = torch.randn(500, 2)
+
+    def ev(counts):
+        return {"modes_covered": sum(c > 0 for c in counts), "modes": len(counts), "high_quality_pct": 35.0,
+                "mode_counts": counts}
+    m = Monitor()
+    assert m.observe_eval(1000, spread, real, ev([37] * 23 + [0, 0])) == []          # first time: may be chance
+    assert m.observe_eval(2000, spread, real, ev([0, 0] + [40] * 23)) == []           # other modes empty now
+    flags = m.observe_eval(3000, spread, real, ev([0, 0] + [38] * 23))
+    assert [f.name for f in flags] == ["mode-collapse"]
+    assert "2 of 25 modes" in flags[0].detail and flags[0].step == 3000
+    assert m.observe_eval(4000, spread, real, ev([36] * 25)) == [] and "mode-collapse" not in m.active
+    few = Monitor()      # 5 sharp samples a mode: an empty mode is no evidence
+    for step in (1000, 2000, 3000):
+        assert few.observe_eval(step, spread, real, ev([5] * 24 + [0])) == []
