@@ -47,6 +47,7 @@ class TrainConfig:
     read_every: int = 0                 # steps between reads of the logs off the device (0: 1 on a CPU, 32 on a GPU)
     checkpoint_every: int = 1000        # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 3           # newest checkpoints kept on disk
+    sample_plots: Literal["every", "last"] = "every"   # sample plots at every evaluation, or at the last only
     device: str = "cpu"                 # cpu, cuda, cuda:N, mps or auto
     precision: Literal["fp32", "bf16"] = "fp32"   # bf16: forward passes of G and D under bfloat16 autocast
     compile: bool = False               # torch.compile G's and D's forward passes

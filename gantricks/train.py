@@ -39,7 +39,8 @@ READ_EVERY = 32                       # steps between reads of the logs off a GP
 EVAL_CURVES = ("modes_covered", "high_quality_pct", "reverse_kl", "kl_to_uniform", "fid", "kid", "precision",
                "recall", "density", "coverage")     # eval metrics drawn in plots/metrics.png, where present
 RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
-                     "device", "on_nonfinite", "precision", "compile", "sync_bn", "read_every"}
+                     "device", "on_nonfinite", "precision", "compile", "sync_bn", "read_every",
+                     "sample_plots"}
 
 
 @dataclass(frozen=True)
@@ -238,13 +239,8 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                     last_eval["wall_s"] = round(time.perf_counter() - t0, 3)
                     last_eval["cpu_s"] = round(time.process_time() - cpu0, 3)
                     _record(log, writer, "eval", step, last_eval)
-                    if samples.dim() == 2 and samples.shape[1] == 2:
-                        plots.scatter(samples, _mkdir(run.plots) / f"samples-{step:08d}.png", sampler.centers,
-                                      title=_title(step, last_eval))
-                    elif samples.dim() == 4:
-                        grid = plots.grid_array(samples[:64])      # one grid for the PNG and TensorBoard
-                        plots.save_grid(grid, _mkdir(run.plots) / f"samples-{step:08d}.png")
-                        writer.add_image("samples", grid, step, dataformats="HWC")
+                    if is_last or config.sample_plots == "every":
+                        _plot_samples(run, writer, step, samples, sampler, last_eval)
                     emit(flags, step)
                 if saving:
                     log.flush()
@@ -267,6 +263,17 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
     if curve_keys:
         plots.curves(evals, curve_keys, run.plots / "metrics.png", title=run.root.name)
     return final
+
+
+def _plot_samples(run: RunDir, writer, step: int, samples, sampler: Sampler, last_eval: dict) -> None:
+    """A scatter of 2D samples over the modes, or a grid of images (PNG and TensorBoard)."""
+    if samples.dim() == 2 and samples.shape[1] == 2:
+        plots.scatter(samples, _mkdir(run.plots) / f"samples-{step:08d}.png", sampler.centers,
+                      title=_title(step, last_eval))
+    elif samples.dim() == 4:
+        grid = plots.grid_array(samples[:64])      # one grid for the PNG and TensorBoard
+        plots.save_grid(grid, _mkdir(run.plots) / f"samples-{step:08d}.png")
+        writer.add_image("samples", grid, step, dataformats="HWC")
 
 
 def _record(log, writer, kind: str, step: int, values: dict[str, Any]) -> None:

@@ -113,3 +113,11 @@ def test_the_overhead_benchmarks_library_loop_trains_as_gan_step():
     assert loop.logs == logs
     for a, b in zip(loop.gan.G.parameters(), gan.G.parameters()):
         assert torch.equal(a, b)
+
+
+def test_sample_plots_last_draws_only_the_final_evaluation(tmp_path):
+    train(TrainConfig(**SMALL, sample_plots="last"), tmp_path / "last")
+    train(TrainConfig(**SMALL), tmp_path / "every")
+    assert [p.name for p in sorted((tmp_path / "last" / "plots").glob("samples-*.png"))] == ["samples-00000040.png"]
+    assert len(list((tmp_path / "every" / "plots").glob("samples-*.png"))) == 2
+    assert _records(tmp_path / "last") == _records(tmp_path / "every")
