@@ -211,6 +211,8 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     for step in paths.values():
         for _ in range(warmup):
             step()
+        if hasattr(step, "flush"):
+            step.flush()
     wall: dict[str, list[float]] = {name: [] for name in paths}
     cpu: dict[str, list[float]] = {name: [] for name in paths}
     order = list(paths)

@@ -200,12 +200,20 @@ def run_bench(suite: str, seeds: int, steps: int, out: Path, workers: int = 1, o
     return mine
 
 
+def _warm_worker() -> None:
+    import matplotlib.pyplot  # noqa: F401
+    import torch.utils.tensorboard  # noqa: F401
+
+    from . import train  # noqa: F401
+
+
 def _imap(fn, items: list, workers: int) -> Iterable:
     if workers <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
     ctx = mp.get_context("spawn")     # fresh interpreters: no forked torch thread pools
-    with ctx.Pool(min(workers, len(items))) as pool:   # each run seeds itself: a worker serves many
+    # each run seeds itself, so a worker serves many; the imports are paid before the first run's CPU clock
+    with ctx.Pool(min(workers, len(items)), initializer=_warm_worker) as pool:
         yield from pool.imap_unordered(fn, items)
 
 

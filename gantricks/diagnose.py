@@ -34,8 +34,13 @@ def diagnose(root: "str | Path") -> tuple[str, Path]:
         lines.append("  no flags: no collapse, winning discriminator, divergence or oscillation was seen")
     if evals and "modes_covered" in evals[-1]:
         e = evals[-1]
-        lines.append(f"last evaluation (step {e['step']}): {e['modes_covered']}/{e['modes']} modes, "
-                     f"{e['high_quality_pct']:.1f}% high quality, reverse KL {e['reverse_kl']:.3f}")
+        parts = [f"{e['modes_covered']}/{e['modes']} modes"]
+        for key, label, fmt in (("high_quality_pct", "% high quality", ".1f"), ("reverse_kl", "reverse KL ", ".3f"),
+                                ("kl_to_uniform", "KL to uniform ", ".3f"), ("fid", "FID ", ".2f")):
+            if key in e and e[key] is not None:   # "inf" is stored as a string (JSON has no infinity)
+                value = format(e[key], fmt) if isinstance(e[key], (int, float)) else str(e[key])
+                parts.append(f"{value}{label}" if label.startswith("%") else f"{label}{value}")
+        lines.append(f"last evaluation (step {e['step']}): " + ", ".join(parts))
     run.plots.mkdir(parents=True, exist_ok=True)
     path = plots.curves(train, SIGNALS, run.plots / "diagnosis.png", title=f"{run.root.name}: training signals",
                         marks=[(f["step"], f["flag"]) for f in flags])

@@ -120,6 +120,16 @@ class World:
             for t, part in zip(group, flat.split([t.numel() for t in group])):
                 t.copy_(part.view_as(t))
 
+    def min_over_ranks(self, value: int) -> int:
+        """The smallest ``value`` of all ranks (this one's without a process group)."""
+        if not self.active:
+            return value
+        t = torch.tensor([value], dtype=torch.int64,
+                         device=torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl"
+                         else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return int(t.item())
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()

@@ -52,8 +52,9 @@ class GAN:
         device: where the models live; defaults to where G's parameters are.
         data_shape: shape of one real sample, for schemes that build extra nets.
         check_finite: stop with :class:`NonFiniteError` at the first NaN/inf loss or gradient. The
-            check runs once per step (one device sync, with the logs): a step whose D update went
-            non-finite has run its G update too when the error is raised.
+            check is read with the logs (:meth:`step`: once per step; :meth:`read`: once per batch of
+            deferred steps): a step whose D update went non-finite has run its G update too when the
+            error is raised.
         precision: ``fp32``, or ``bf16``: G's and D's forward passes under bfloat16 autocast
             (weights, optimizer state and gradients stay fp32; penalties' input gradients are fp32).
         compile: ``torch.compile`` each net's forward (``nn.Module.compile``: state-dict keys unchanged).
@@ -258,7 +259,9 @@ class GAN:
         then idles it while it queues the next step's kernels; a loop that reads the logs of
         many steps at once with :meth:`read` keeps the device busy (``gantricks train``
         reads them every ``read_every`` steps). The finite checks are read with them, so a
-        NaN is reported at its own step, up to ``read_every`` - 1 steps late.
+        NaN is reported at its own step, but only when read: the steps after it have run by then,
+        and the tricks' ``after_step`` (e.g. EMA of G) has seen the NaN step. ``gantricks train``
+        then stops or rolls back to a checkpoint, which is written only after a read.
         """
         pending = self._scheme_step(real)
         self._after_step()

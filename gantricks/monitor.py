@@ -88,6 +88,7 @@ class Monitor:
         self._medians: dict[str, float] = {}
         self._last_modes: np.ndarray | None = None
         self._empty: set[int] = set()     # modes with no sharp sample at the last evaluation
+        self._empty_step = 0              # the step of that evaluation
 
     def _raise(self, name: str, step: int, detail: str, on: bool) -> list[Flag]:
         if on and name not in self.active:
@@ -168,8 +169,11 @@ class Monitor:
         counts = metrics.get("mode_counts")
         dropped = self._dropped(counts)
         if dropped and not reasons:
-            reasons.append(f"{len(dropped)} of {len(counts)} modes have had no sharp sample at two evaluations "
-                           f"running, where each should get about {sum(counts) / len(counts):.0f}")
+            kind = "sharp sample" if sharp is not None else "sample"
+            reasons.append(f"{len(dropped)} of {len(counts)} modes have had no {kind} since the evaluation at "
+                           f"step {self._empty_step}, where each should get about {sum(counts) / len(counts):.0f}")
+        if counts:
+            self._empty_step = step if not dropped else self._empty_step
         flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))
         # hopping is read only from histograms of many sharp samples; a few stray hits are noise
         if counts and sum(counts) >= max(100, 0.2 * metrics.get("samples", 0)):

@@ -1,5 +1,6 @@
 """The training loop and the run folder. The loop knows nothing of any technique:
-it calls ``gan.step`` and records the dict it returns.
+it calls ``gan.step_deferred`` and records the logs it returns, read off the device every
+``read_every`` steps (:meth:`GAN.read`).
 
 A run folder holds::
 
@@ -186,11 +187,10 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                dynamic_ncols=True, desc=run.root.name, unit="step")
     next_real = lambda: gan.world.shard(sampler(config.batch_size))  # noqa: E731  (the global batch, this rank's slice)
     monitor = Monitor()
-    rollbacks, final, last_eval = 0, {}, {}
-    # Read the logs off the device every `read_every` steps (and before every evaluation and checkpoint):
-    # each read waits for the device, so a GPU run reads them in batches; a callback needs each step's.
-    read_every = 1 if on_step is not None else config.read_every or (1 if gan.device.type == "cpu" else READ_EVERY)
+    rollbacks, final, last_eval, logs = 0, {}, {}, {}
+    read_every = _read_every(config, gan, on_step)
     pending: list[StepLogs] = []
+    log = run.metrics.open("a") if main else _Silent()
 
     def emit(flags, step: int) -> None:
         for flag in flags:
@@ -199,58 +199,76 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
             if config.progress:
                 bar.write(f"gantricks: {flag.message()}")
 
+    def take(steps: list[StepLogs], hold: int | None = None) -> list:
+        """Read these steps' logs: the callback, the monitor, the records (a step's record before its
+        flags). The flags of step ``hold`` are returned instead, to follow its evaluation's record."""
+        nonlocal logs
+        held = []
+        for at, logs in gan.read(steps):
+            if on_step is not None:
+                on_step(gan, logs)
+            if main:
+                flags = monitor.observe_step(at, logs)
+                if at % config.log_every == 0:
+                    _record(log, writer, "train", at, logs)
+                if at == hold:
+                    held = flags
+                else:
+                    emit(flags, at)
+        return held
+
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
-        with run.metrics.open("a") if main else _Silent() as log:
-            while gan.step_count < config.steps:
-                if config.lr_decay != "none":
-                    gan.set_lr_factor(lr_factor(config, gan.step_count))
-                pending.append(gan.step_deferred(next_real))
-                step = gan.step_count
-                is_last = step == config.steps
-                evaluating = is_last or (config.eval_every and step % config.eval_every == 0)
-                saving = is_last or (config.checkpoint_every and step % config.checkpoint_every == 0)
-                if len(pending) < read_every and not evaluating and not saving:
-                    continue
-                done, pending = pending, []
-                try:
-                    for at, logs in gan.read(done):
-                        if on_step is not None:
-                            on_step(gan, logs)
-                        if main:
-                            emit(monitor.observe_step(at, logs), at)
-                            if at % config.log_every == 0:
-                                _record(log, writer, "train", at, logs)
-                except NonFiniteError as err:
-                    if config.on_nonfinite != "rollback" or rollbacks >= MAX_ROLLBACKS \
-                            or not list_checkpoints(run.checkpoints):
-                        raise NonFiniteError(err.step, err.what, _rollback_note(run, rollbacks)) from None
-                    rollbacks += 1
-                    _rollback(run, gan, sampler, err, main)
-                    log.seek(0, 2)
-                    bar.n = gan.step_count
-                    continue
-                bar.update(len(done))
-                if not main:
-                    continue
-                if evaluating:
-                    last_eval, samples = evaluate(gan, sampler, config.eval_samples)
-                    flags = monitor.observe_eval(step, samples, sampler.reference(len(samples)), last_eval)
-                    last_eval["wall_s"] = round(time.perf_counter() - t0, 3)
-                    last_eval["cpu_s"] = round(time.process_time() - cpu0, 3)
-                    _record(log, writer, "eval", step, last_eval)
-                    if is_last or config.sample_plots == "every":
-                        _plot_samples(run, writer, step, samples, sampler, last_eval)
-                    emit(flags, step)
-                if saving:
-                    log.flush()
-                    save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
-                                                            "step": step, "config": config.to_dict()},
-                                    keep=config.keep_checkpoints)
-                if is_last or step % config.log_every < len(done):     # a logged step was read
-                    bar.set_postfix(_postfix(logs, last_eval), refresh=False)
+        while gan.step_count < config.steps:
+            if config.lr_decay != "none":
+                gan.set_lr_factor(lr_factor(config, gan.step_count))
+            pending.append(gan.step_deferred(next_real))
+            step = gan.step_count
+            is_last = step == config.steps
+            evaluating = is_last or (config.eval_every and step % config.eval_every == 0)
+            saving = is_last or (config.checkpoint_every and step % config.checkpoint_every == 0)
+            if len(pending) < read_every and not evaluating and not saving:
+                continue
+            done, pending = pending, []
+            try:
+                flags = take(done, hold=step if evaluating else None)
+            except NonFiniteError as err:
+                if config.on_nonfinite != "rollback" or rollbacks >= MAX_ROLLBACKS \
+                        or not list_checkpoints(run.checkpoints):
+                    raise NonFiniteError(err.step, err.what, _rollback_note(run, rollbacks)) from None
+                rollbacks += 1
+                log.close()
+                _rollback(run, gan, sampler, err, main)     # rewrites metrics.jsonl up to the checkpoint
+                log = run.metrics.open("a") if main else _Silent()
+                bar.n = gan.step_count
+                continue
+            bar.update(len(done))
+            if not main:
+                continue
+            if evaluating:
+                last_eval, samples = evaluate(gan, sampler, config.eval_samples)
+                flags += monitor.observe_eval(step, samples, sampler.reference(len(samples)), last_eval)
+                last_eval["wall_s"] = round(time.perf_counter() - t0, 3)
+                last_eval["cpu_s"] = round(time.process_time() - cpu0, 3)
+                _record(log, writer, "eval", step, last_eval)
+                if is_last or config.sample_plots == "every":
+                    _plot_samples(run, writer, step, samples, sampler, last_eval)
+                emit(flags, step)
+            if saving:
+                log.flush()
+                save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
+                                                        "step": step, "config": config.to_dict()},
+                                keep=config.keep_checkpoints)
+            if is_last or step % config.log_every < len(done):     # a logged step was read
+                bar.set_postfix(_postfix(logs, last_eval), refresh=False)
         final = {"step": gan.step_count, **last_eval}
     finally:
+        if pending and main:          # stopped by something else (an error, Ctrl-C): keep what the steps logged
+            try:
+                emit(take(pending), gan.step_count)
+            except Exception:         # a NaN among them, or a device that can no longer be read
+                pass
+        log.close()
         bar.close()
         writer.close()
     if not main:
@@ -263,6 +281,14 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
     if curve_keys:
         plots.curves(evals, curve_keys, run.plots / "metrics.png", title=run.root.name)
     return final
+
+
+def _read_every(config: TrainConfig, gan: GAN, on_step) -> int:
+    """Steps between reads of the logs off the device (also before every evaluation and checkpoint).
+    Each read waits for the device, so a GPU run reads them in batches; a callback needs each step's.
+    Data-parallel ranks agree on the smallest, so a NaN stops (or rolls back) all of them at one step."""
+    every = 1 if on_step is not None else config.read_every or (1 if gan.device.type == "cpu" else READ_EVERY)
+    return gan.world.min_over_ranks(every)
 
 
 def _plot_samples(run: RunDir, writer, step: int, samples, sampler: Sampler, last_eval: dict) -> None:

@@ -121,3 +121,30 @@ def test_sample_plots_last_draws_only_the_final_evaluation(tmp_path):
     assert [p.name for p in sorted((tmp_path / "last" / "plots").glob("samples-*.png"))] == ["samples-00000040.png"]
     assert len(list((tmp_path / "every" / "plots").glob("samples-*.png"))) == 2
     assert _records(tmp_path / "last") == _records(tmp_path / "every")
+
+
+def test_a_rollback_with_batched_reads_keeps_recording_to_the_end(tmp_path):
+    """NaN at step 26, read at 28, rolled back to the checkpoint of step 20: metrics.jsonl then holds
+    each step's record once, in order, up to the last step and its evaluation."""
+    config = TrainConfig(**{**SMALL, "log_every": 2}, read_every=8, on_nonfinite="rollback")
+    final = train(config, tmp_path / "rb", data=_PoisonAt(build_data(config), at=26))
+    assert final["step"] == 40
+    records = _records(tmp_path / "rb")
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps == list(range(2, 41, 2))
+    assert [r["step"] for r in records if r["kind"] == "eval"] == [20, 40]
+
+
+def test_a_steps_record_comes_before_its_flags(tmp_path, monkeypatch):
+    """The monitor's flags of a step follow that step's train record (and its evaluation's record)."""
+    from gantricks.monitor import Flag, Monitor
+
+    def flag_every_tenth(self, step, logs):
+        return [Flag("divergence", step, "test")] if step % 10 == 0 else []
+    monkeypatch.setattr(Monitor, "observe_step", flag_every_tenth)
+    monkeypatch.setattr(Monitor, "_raise", lambda self, *a: [])
+    train(TrainConfig(**{**SMALL, "log_every": 5}, read_every=7), tmp_path / "run")
+    kinds = [(r["kind"], r["step"]) for r in _records(tmp_path / "run")]
+    for step in (10, 20, 30, 40):
+        at = kinds.index(("flag", step))
+        assert kinds[at - 1] == (("eval", step) if step in (20, 40) else ("train", step)), kinds[at - 3:at + 1]

@@ -96,3 +96,25 @@ def test_a_partial_collapse_is_flagged_when_the_same_modes_stay_empty():
     few = Monitor()      # 5 sharp samples a mode: an empty mode is no evidence
     for step in (1000, 2000, 3000):
         assert few.observe_eval(step, spread, real, ev([5] * 24 + [0])) == []
+
+
+def test_diagnose_reads_an_evaluation_without_sharp_samples_and_one_of_stacked_mnist(tmp_path):
+    """An evaluation with no high-quality sample stores its KL as "inf" (JSON has no infinity); Stacked
+    MNIST evaluations have no high-quality column. diagnose prints both."""
+    import json
+
+    from gantricks.diagnose import diagnose
+
+    for name, ev in (("ring", {"modes_covered": 0, "modes": 8, "high_quality_pct": 0.0, "reverse_kl": "inf"}),
+                     ("stacked", {"modes_covered": 412, "modes": 1000, "kl_to_uniform": 1.2345, "fid": 77.0})):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.toml").write_text('data = "ring8"\n')
+        records = [{"kind": "train", "step": s, "d_loss": 1.0, "g_loss": 1.0} for s in (50, 100)]
+        records.append({"kind": "eval", "step": 100, **ev})
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        text, _ = diagnose(run)
+        last = text.splitlines()[2]
+        assert last.startswith("last evaluation (step 100)"), text
+        assert ("reverse KL inf" in last and "0.0% high quality" in last) if name == "ring" else \
+            ("412/1000 modes" in last and "KL to uniform 1.234" in last and "FID 77.00" in last)
