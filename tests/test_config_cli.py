@@ -137,3 +137,25 @@ def test_config_file_and_flags(tmp_path):
 def test_python_module_entry_point():
     r = _run_cli("list", "loss")
     assert r.returncode == 0 and "least-squares" in r.stdout
+
+
+def test_recipe_sets_the_config_and_flags_override_it(tmp_path):
+    from gantricks.cli import main
+    from gantricks.config import load_toml
+    from gantricks.recipes import RECIPES
+
+    assert main(["train", "--recipe", "recommended", "--data", "ring8", "--steps", "4", "--eval-every", "0",
+                 "--batch-size", "16", "--lr-g", "5e-4", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    config = load_toml(tmp_path / "run" / "config.toml")
+    recipe = RECIPES["recommended"]
+    assert config.scheme == recipe["scheme"] and config.generator == recipe["generator"]
+    assert config.lr_d == recipe["lr_d"] and config.lr_decay == recipe["lr_decay"]
+    assert (config.steps, config.lr_g, config.batch_size) == (4, 5e-4, 16)      # the flags win
+    assert recipe["steps"] == 20_000          # without --steps, the length it was measured at
+
+
+def test_unknown_recipe_is_one_line_exit_2(tmp_path):
+    done = _run_cli("train", "--recipe", "best-ever", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["gantricks: error: unknown recipe 'best-ever'; choose one of: "
+                                                "recommended, madgan-sharp, madgan-decay, wgan-gp-paper, dragan-paper"]
