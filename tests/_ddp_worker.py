@@ -120,6 +120,7 @@ def main() -> None:
         check_against_ddp(world)
         check_sync_batchnorm(world)
         check_schemes(world)
+        dist.barrier()         # no rank tears gloo down while the other still talks to it (seen: SIGABRT)
     finally:
         dist.destroy_process_group()
 
