@@ -151,7 +151,7 @@ def test_recipe_sets_the_config_and_flags_override_it(tmp_path):
     assert config.scheme == recipe["scheme"] and config.generator == recipe["generator"]
     assert config.lr_d == recipe["lr_d"] and config.lr_decay == recipe["lr_decay"]
     assert (config.steps, config.lr_g, config.batch_size) == (4, 5e-4, 16)      # the flags win
-    assert recipe["steps"] == 20_000          # without --steps, the length it was measured at
+    assert recipe["steps"] == 10_000          # without --steps, the length it was measured at
 
 
 def test_unknown_recipe_is_one_line_exit_2(tmp_path):
