@@ -42,6 +42,7 @@ import unrolled_timing  # noqa: E402  (benchmarks/unrolled_timing.py)
 
 import gantricks as gt  # noqa: E402
 from gantricks.checkpoint import load_latest  # noqa: E402
+from gantricks.train import default_read_every  # noqa: E402
 
 
 def environment(device: torch.device) -> dict:
@@ -97,7 +98,7 @@ def _steps_per_s(model: str, precision: str, device: torch.device, steps: int, w
     G, D, z_shape, sampler, batch, nets = overhead.make_model(model, width)
     gan = gt.GAN(G, D, z_shape=z_shape, z_dim=z_shape[0], lr_g=overhead.LR, lr_d=overhead.LR,
                  betas=overhead.BETAS, device=device, precision=precision)
-    loop = overhead.LibraryLoop(gan, lambda: sampler(batch), overhead.default_read_every(device))
+    loop = overhead.LibraryLoop(gan, lambda: sampler(batch), default_read_every(device))
     for _ in range(warmup):
         loop()
     loop.flush()

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import gantricks as gt
-import gantricks.train as gt_train
+from gantricks.train import default_read_every
 from gantricks.data.sources import FixedSet
 from gantricks.registry import datasets, nets
 
@@ -153,11 +153,6 @@ class LibraryLoop:
         self.pending = []
 
 
-def default_read_every(device: torch.device) -> int:
-    """As ``gantricks train`` (config ``read_every`` 0)."""
-    return 1 if device.type == "cpu" else getattr(gt_train, "READ_EVERY", 1)
-
-
 def library(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real: Callable[[], torch.Tensor],
             device: torch.device, precision: str, compile: bool, read_every: int = 1) -> LibraryLoop:
     gan = gt.GAN(G, D, z_shape=z_shape, z_dim=z_shape[0], loss="nonsaturating", lr_g=LR, lr_d=LR, betas=BETAS,
@@ -226,7 +221,8 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     times = cpu if device.type == "cpu" else wall
     ratios = [h / g for g, h in zip(times["gantricks"], times["hand-written"])]
     return {"model": model, "nets": where, "batch": batch, "device": str(device), "precision": precision,
-            "compile": compile, "read_every": read_every, "steps": steps, "repeats": repeats, "clock": "cpu" if times is cpu else "wall",
+            "compile": compile, "read_every": read_every, "steps": steps, "repeats": repeats,
+            "clock": "cpu" if times is cpu else "wall",
             "ms_gantricks": 1000 * statistics.median(times["gantricks"]),
             "ms_hand": 1000 * statistics.median(times["hand-written"]),
             "ratio": statistics.median(ratios), "ratios": ratios,

@@ -172,8 +172,8 @@ class Monitor:
             kind = "sharp sample" if sharp is not None else "sample"
             reasons.append(f"{len(dropped)} of {len(counts)} modes have had no {kind} since the evaluation at "
                            f"step {self._empty_step}, where each should get about {sum(counts) / len(counts):.0f}")
-        if counts:
-            self._empty_step = step if not dropped else self._empty_step
+        if counts and not dropped:
+            self._empty_step = step
         flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))
         # hopping is read only from histograms of many sharp samples; a few stray hits are noise
         if counts and sum(counts) >= max(100, 0.2 * metrics.get("samples", 0)):

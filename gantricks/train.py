@@ -265,7 +265,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
     finally:
         if pending and main:          # stopped by something else (an error, Ctrl-C): keep what the steps logged
             try:
-                emit(take(pending), gan.step_count)
+                take(pending)
             except Exception:         # a NaN among them, or a device that can no longer be read
                 pass
         log.close()
@@ -287,8 +287,13 @@ def _read_every(config: TrainConfig, gan: GAN, on_step) -> int:
     """Steps between reads of the logs off the device (also before every evaluation and checkpoint).
     Each read waits for the device, so a GPU run reads them in batches; a callback needs each step's.
     Data-parallel ranks agree on the smallest, so a NaN stops (or rolls back) all of them at one step."""
-    every = 1 if on_step is not None else config.read_every or (1 if gan.device.type == "cpu" else READ_EVERY)
+    every = 1 if on_step is not None else config.read_every or default_read_every(gan.device)
     return gan.world.min_over_ranks(every)
+
+
+def default_read_every(device: torch.device) -> int:
+    """``read_every`` 0: every step on a CPU, where a read is free; every ``READ_EVERY`` elsewhere."""
+    return 1 if device.type == "cpu" else READ_EVERY
 
 
 def _plot_samples(run: RunDir, writer, step: int, samples, sampler: Sampler, last_eval: dict) -> None:

@@ -148,3 +148,17 @@ def test_a_steps_record_comes_before_its_flags(tmp_path, monkeypatch):
     for step in (10, 20, 30, 40):
         at = kinds.index(("flag", step))
         assert kinds[at - 1] == (("eval", step) if step in (20, 40) else ("train", step)), kinds[at - 3:at + 1]
+
+
+def test_the_overhead_benchmark_reads_as_train_does_on_each_device():
+    """overhead.py takes train's default read interval: every step on a CPU, READ_EVERY on a GPU."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import overhead
+
+    from gantricks.train import READ_EVERY
+
+    assert overhead.default_read_every(torch.device("cpu")) == 1
+    assert overhead.default_read_every(torch.device("cuda")) == READ_EVERY == 32
