@@ -127,7 +127,7 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int, out: Pa
     from .build import resolve_device
     resolve_device(device)               # no CUDA here: one line now, not a failed result per run
     table = cells()
-    names = list(table) if not only else list(only)
+    names = list(only) if only else _distinct(table)
     unknown = [n for n in names if n not in table]
     if unknown:
         raise ConfigError(f"unknown cell {unknown[0]!r}; cells are: {', '.join(table)}")
@@ -136,6 +136,16 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int, out: Pa
     for job in jobs:                     # refuse bad cells before any work starts
         job.config()
     return jobs
+
+
+def _distinct(table: dict[str, dict[str, Any]]) -> list[str]:
+    """The cells to run by default: a cell whose settings equal an earlier cell's (a recipe's second name,
+    as ``madgan-sharp`` is ``recommended``) is left out, since it would run the same runs again."""
+    names: list[str] = []
+    for name, overrides in table.items():
+        if all(table[kept] != overrides for kept in names):
+            names.append(name)
+    return names
 
 
 def _run_job(job: Job) -> dict[str, Any]:
