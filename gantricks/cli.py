@@ -59,15 +59,30 @@ def _merge_tricks(base: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
 
 
 def cmd_list(args) -> int:
-    kinds = [args.kind] if args.kind else list(ALL)
+    kinds = [args.kind] if args.kind else [*ALL, "recipe"]
     _import_all()
     for kind in kinds:
+        if kind == "recipe":
+            _list_recipes()
+            continue
         reg = ALL[kind]
         print(f"{reg.kind}s:" if not reg.kind.endswith("s") else f"{reg.kind}es:")
         for e in reg:
             touches = f" [touches: {e.touches}]" if e.touches else ""
             print(f"  {e.name:26s} {e.summary}{touches}" + (f"  ({e.paper})" if e.paper else ""))
     return 0
+
+
+def _list_recipes() -> None:
+    """Each recipe (``--recipe NAME``) with the settings it sets; a second name says whose it is."""
+    from .recipes import RECIPES
+
+    print("recipes:")
+    for name, overrides in RECIPES.items():
+        first = next(other for other, o in RECIPES.items() if o == overrides)
+        settings = f"= {first}" if first != name else " ".join(
+            f"{k}=[{' '.join(v)}]" if isinstance(v, (list, tuple)) else f"{k}={v}" for k, v in overrides.items())
+        print(f"  {name:26s} {settings}")
 
 
 def cmd_train(args) -> int:
@@ -181,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="GAN training tricks against instability and mode collapse.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="every registered dataset, net, loss, trick, scheme and metric")
-    p.add_argument("kind", nargs="?", choices=list(ALL), help="only this kind")
+    p = sub.add_parser("list", help="every registered dataset, net, loss, trick, scheme and metric, and the recipes")
+    p.add_argument("kind", nargs="?", choices=[*ALL, "recipe"], help="only this kind")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("train", help="train a GAN; writes a run folder")
@@ -201,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
-    p.add_argument("--only", help="comma-separated cells (default: all; see the report for names)")
+    p.add_argument("--only", help="comma-separated cells (default: all, a recipe known by two names once; `gantricks list` and the report name them)")
     p.add_argument("--protocol", default=None,
                    help="mixtures: pacgan (PacGAN's nets and optimizer, the default) or fast (3x128 nets); "
                         "stacked-mnist: dcgan-small (DCGAN nets of width 32, the default)")

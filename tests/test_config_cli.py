@@ -120,8 +120,11 @@ def test_list_names_every_kind(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for word in ("datasets:", "nets:", "losses:", "tricks:", "schemes:", "ring8", "grid25", "mlp", "hinge",
-                 "standard", "Goodfellow"):
+                 "standard", "Goodfellow", "recipes:"):
         assert word in out
+    recipes = out.split("recipes:\n")[1].splitlines()
+    assert recipes[0].split()[0] == "recommended" and "scheme=madgan:generators=4,diversity=1" in recipes[0]
+    assert recipes[1].split() == ["madgan-sharp", "=", "recommended"]
 
 
 def test_config_file_and_flags(tmp_path):
