@@ -96,14 +96,16 @@ class Job:
     out: str
     protocol: str = "pacgan"
     device: str = "cpu"             # where it trains; not part of the key (a result is a result)
+    settings: str = ""              # --set KEY=VALUE ... over every cell (see parse_settings); part of the key
 
     @property
     def key(self) -> tuple:
-        return (self.cell, self.dataset, self.seed, self.steps, self.protocol)
+        return (self.cell, self.dataset, self.seed, self.steps, self.protocol, self.settings)
 
     def config(self) -> TrainConfig:
         base = TrainConfig(**PROTOCOLS[self.protocol])
-        values = {**self.overrides, "data": self.dataset if "data" not in self.overrides else self.overrides["data"],
+        values = {**self.overrides, **parse_settings(self.settings),
+                  "data": self.dataset if "data" not in self.overrides else self.overrides["data"],
                   "seed": self.seed, "steps": self.steps, "progress": False, "device": self.device,
                   "eval_every": max(self.steps // EVALS_PER_RUN.get(self.protocol, 10), 1),
                   "checkpoint_every": max(self.steps // 10, 1),
@@ -112,8 +114,31 @@ class Job:
         return from_mapping(values, base, source=f"cell {self.cell!r}")
 
 
+# set by the bench itself per run, or by its own flags: not for --set
+_NOT_SETTABLE = ("data", "seed", "steps", "device", "progress", "eval_every", "checkpoint_every", "keep_checkpoints",
+                 "log_every", "sample_plots")
+
+
+def parse_settings(settings: str | Sequence[str]) -> dict[str, str]:
+    """``"k=v k2=v2"`` (or a list of ``"k=v"``) as a dict; the values are coerced when the config is built."""
+    items = settings.split() if isinstance(settings, str) else list(settings)
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key or not value:
+            raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
+        if key in _NOT_SETTABLE:
+            raise ConfigError(f"--set {key}: the bench sets {key} itself"
+                              + (f"; use --{key}" if key in ("seed", "steps", "device") else ""))
+        out[key] = value
+    return out
+
+
 def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int, out: Path,
-         protocol: str | None = "pacgan", device: str = "cpu") -> list[Job]:
+         protocol: str | None = "pacgan", device: str = "cpu", settings: Sequence[str] = ()) -> list[Job]:
+    """Every (cell, dataset, seed) to run. ``settings`` (``"KEY=VALUE"``) apply over every cell's own; the
+    runs they make are kept apart from the others, in their results' key and in their run folders."""
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
     protocol = protocol or DEFAULT_PROTOCOL[SUITE_KIND[suite]]
@@ -131,8 +156,10 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int, out: Pa
     unknown = [n for n in names if n not in table]
     if unknown:
         raise ConfigError(f"unknown cell {unknown[0]!r}; cells are: {', '.join(table)}")
-    jobs = [Job(cell, ds, seed, steps, table[cell], str(out / "runs" / protocol / cell / ds / f"seed{seed}"),
-                protocol, device) for cell in names for ds in SUITES[suite] for seed in range(seeds)]
+    setting = " ".join(f"{k}={v}" for k, v in sorted(parse_settings(settings).items()))
+    folder = protocol + (f"+{setting.replace(' ', '+')}" if setting else "")
+    jobs = [Job(cell, ds, seed, steps, table[cell], str(out / "runs" / folder / cell / ds / f"seed{seed}"),
+                protocol, device, setting) for cell in names for ds in SUITES[suite] for seed in range(seeds)]
     for job in jobs:                     # refuse bad cells before any work starts
         job.config()
     return jobs
@@ -163,6 +190,7 @@ def _run_job(job: Job) -> dict[str, Any]:
     except Exception as err:  # a diverging cell is a result too
         final, error = {}, f"{type(err).__name__}: {err}"
     return {"cell": job.cell, "dataset": job.dataset, "seed": job.seed, "steps": job.steps, "protocol": job.protocol,
+            **({"set": job.settings} if job.settings else {}),
             **{k: final.get(k) for k in RESULT_METRICS}, "mode_counts": final.get("mode_counts"),
             "cpu_s": round(time.process_time() - cpu0, 2), "wall_s": round(time.perf_counter() - t0, 2),
             "error": error, "run": job.out, "device": job.device}
@@ -181,18 +209,20 @@ def load_results(path: Path) -> list[dict[str, Any]]:
 
 
 def _key(r: dict) -> tuple:
-    return (r["cell"], r["dataset"], r["seed"], r["steps"], r.get("protocol", "pacgan"))
+    return (r["cell"], r["dataset"], r["seed"], r["steps"], r.get("protocol", "pacgan"), r.get("set", ""))
 
 
 def run_bench(suite: str, seeds: int, steps: int, out: Path, workers: int = 1, only: Sequence[str] | None = None,
-              progress: bool = True, protocol: str | None = "pacgan", device: str = "cpu") -> list[dict[str, Any]]:
+              progress: bool = True, protocol: str | None = "pacgan", device: str = "cpu",
+              settings: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Run every missing (cell, dataset, seed) of the plan; returns all results of this plan.
-    ``protocol`` None: the suite's default (pacgan on mixtures, dcgan-small on images)."""
+    ``protocol`` None: the suite's default (pacgan on mixtures, dcgan-small on images).
+    ``settings``: ``"KEY=VALUE"`` config settings over every cell's own (``--set``)."""
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
-    jobs = plan(suite, only, seeds, steps, out, protocol, device)
+    jobs = plan(suite, only, seeds, steps, out, protocol, device, settings)
     protocol = jobs[0].protocol if jobs else protocol
     done = {_key(r) for r in load_results(results_path)}
     todo = [j for j in jobs if j.key not in done]
@@ -206,7 +236,7 @@ def run_bench(suite: str, seeds: int, steps: int, out: Path, workers: int = 1, o
     bar.close()
     keys = {j.key for j in jobs}
     mine = [r for r in load_results(results_path) if _key(r) in keys]
-    write_report(out, mine, [j.cell for j in jobs], protocol, SUITE_KIND[suite])
+    write_report(out, mine, [j.cell for j in jobs], protocol, SUITE_KIND[suite], jobs[0].settings if jobs else "")
     return mine
 
 
@@ -330,12 +360,12 @@ def intro(protocol: str, kind: str = "mixtures") -> str:
 
 
 def write_report(out: Path, results: Sequence[dict], order: Sequence[str], protocol: str = "pacgan",
-                 kind: str = "mixtures") -> Path:
+                 kind: str = "mixtures", settings: str = "") -> Path:
     """``report.md``, ``summary.json`` and the self-contained ``report.html``."""
     from .report_html import IMAGE_CURVES, MIXTURE_CURVES, write_html
 
     rows = summarize(results, order, kind)
-    text_intro = intro(protocol, kind)
+    text_intro = intro(protocol, kind) + (f" Over every cell's own settings: {settings}." if settings else "")
     table, published = report_table(rows, kind), published_table(kind)
     note = ("Published (PacGAN trained ≈400k iterations):" if kind == "mixtures" else
             "Published Stacked MNIST (each paper's own classifier, nets and training length; PROTOCOLS.md):")

@@ -125,7 +125,7 @@ def cmd_bench(args) -> int:
     if args.workers < 1:
         raise GantricksError(f"--workers must be >= 1, got {args.workers}")
     run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only,
-              protocol=args.protocol, device=args.device)
+              protocol=args.protocol, device=args.device, settings=args.set or ())
     print((Path(args.out) / "report.md").read_text())
     return 0
 
@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixtures: pacgan (PacGAN's nets and optimizer, the default) or fast (3x128 nets); "
                         "stacked-mnist: dcgan-small (DCGAN nets of width 32, the default)")
     p.add_argument("--device", default="cpu", help="where each run trains: cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a config setting over every cell's own, e.g. --set lr_decay_start=0.25 (repeatable); "
+                        "its runs are kept apart from those without it")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_bench)
 

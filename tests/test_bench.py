@@ -76,3 +76,41 @@ def test_a_killed_bench_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     # the same numbers: runs cut mid-way resumed exactly, and a worker process that served several runs
     # trained each as a fresh one would
     assert {(r["cell"], r["dataset"], r["seed"]): {m: r[m] for m in METRICS} for r in clean} == after
+
+
+def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):
+    jobs = plan("ring8", ["baseline", "recommended"], 1, 40, tmp_path, "fast",
+                settings=["lr-decay-start=0.25", "lr_g=2e-4"])
+    by_cell = {j.cell: j for j in jobs}
+    assert by_cell["recommended"].config().lr_decay_start == 0.25        # over the recipe's 0.5
+    assert by_cell["recommended"].config().lr_d == 1e-3                  # the recipe's own, not set
+    assert by_cell["baseline"].config().lr_g == 2e-4
+    plain = plan("ring8", ["baseline"], 1, 40, tmp_path, "fast")[0]
+    assert plain.key != by_cell["baseline"].key and plain.out != by_cell["baseline"].out
+
+    out = tmp_path / "b"
+    first = run_bench("ring8", 1, 40, out, only=["baseline"], progress=False, protocol="fast",
+                      settings=["lr_g=2e-4"])
+    assert [r["set"] for r in first] == ["lr_g=2e-4"]
+    # the same bench without --set does not take the set run for its own, and the set run is not redone
+    second = run_bench("ring8", 1, 40, out, only=["baseline"], progress=False, protocol="fast")
+    assert len(second) == 1 and "set" not in second[0]
+    again = run_bench("ring8", 1, 40, out, only=["baseline"], progress=False, protocol="fast", settings=["lr_g=2e-4"])
+    assert again == first
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2
+    assert "Over every cell's own settings: lr_g=2e-4." in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("lr_g", "--set takes KEY=VALUE, got 'lr_g'"),
+    ("seed=3", "--set seed: the bench sets seed itself; use --seed"),
+    ("no_such_key=1", "unknown key 'no_such_key'"),
+    ("lr_decay_start=2", "lr_decay_start must be in [0, 1), got 2.0"),
+])
+def test_a_bad_set_is_one_line_and_exit_2_before_any_run(tmp_path, setting, message):
+    done = subprocess.run([sys.executable, "-m", "gantricks", "bench", "--suite", "ring8", "--only", "baseline",
+                           "--seeds", "1", "--steps", "10", "--set", setting, "--out", str(tmp_path / "b")],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+    assert not (tmp_path / "b" / "results.jsonl").exists()
