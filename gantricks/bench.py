@@ -255,6 +255,8 @@ def _imap(fn, items: list, workers: int) -> Iterable:
     # each run seeds itself, so a worker serves many; the imports are paid before the first run's CPU clock
     with ctx.Pool(min(workers, len(items)), initializer=_warm_worker) as pool:
         yield from pool.imap_unordered(fn, items)
+        pool.close()      # let the workers exit on their own: a terminated one leaves its semaphores behind
+        pool.join()
 
 
 # --- the report -----------------------------------------------------------------------

@@ -114,3 +114,16 @@ def test_a_bad_set_is_one_line_and_exit_2_before_any_run(tmp_path, setting, mess
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
     assert not (tmp_path / "b" / "results.jsonl").exists()
+
+
+def test_workers_exit_cleanly(tmp_path):
+    """A bench in worker processes ends without the resource tracker's "leaked semaphore" warning (it came
+    when the pool's workers were terminated rather than let finish)."""
+    done = subprocess.run([sys.executable, "-m", "gantricks", "bench", "--suite", "mixtures", "--protocol", "fast",
+                           "--only", "baseline", "--seeds", "2", "--steps", "30", "--workers", "2",
+                           "--out", str(tmp_path / "b")],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(_results(tmp_path / "b")) == 4
+    assert "leaked" not in done.stderr, done.stderr[-2000:]
