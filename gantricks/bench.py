@@ -168,11 +168,8 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int, out: Pa
 def _distinct(table: dict[str, dict[str, Any]]) -> list[str]:
     """The cells to run by default: a cell whose settings equal an earlier cell's (a recipe's second name,
     as ``madgan-sharp`` is ``recommended``) is left out, since it would run the same runs again."""
-    names: list[str] = []
-    for name, overrides in table.items():
-        if all(table[kept] != overrides for kept in names):
-            names.append(name)
-    return names
+    from .recipes import first_names
+    return [name for name, first in first_names(table).items() if name == first]
 
 
 def _run_job(job: Job) -> dict[str, Any]:

@@ -75,11 +75,10 @@ def cmd_list(args) -> int:
 
 def _list_recipes() -> None:
     """Each recipe (``--recipe NAME``) with the settings it sets; a second name says whose it is."""
-    from .recipes import RECIPES
+    from .recipes import RECIPES, first_names
 
     print("recipes:")
-    for name, overrides in RECIPES.items():
-        first = next(other for other, o in RECIPES.items() if o == overrides)
+    for (name, overrides), first in zip(RECIPES.items(), first_names(RECIPES).values()):
         settings = f"= {first}" if first != name else " ".join(
             f"{k}=[{' '.join(v)}]" if isinstance(v, (list, tuple)) else f"{k}={v}" for k, v in overrides.items())
         print(f"  {name:26s} {settings}")

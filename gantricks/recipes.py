@@ -44,3 +44,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5, "beta2": 0.999,
     },
 }
+
+
+def first_names(table: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each name of ``table`` (recipes, or the bench's cells) -> the first name whose settings are equal
+    to its own: itself, or the name it is a second name of (``madgan-sharp`` -> ``recommended``)."""
+    out: dict[str, str] = {}
+    for name, settings in table.items():
+        out[name] = next((first for first in dict.fromkeys(out.values()) if table[first] == settings), name)
+    return out
