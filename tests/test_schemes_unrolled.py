@@ -175,9 +175,67 @@ def test_adam_unroll_is_finite_where_a_unit_gets_no_gradient(float64):
     assert torch.isfinite(grad).all()
 
 
+# --- the authors' form: D's update is the first of the k unrolled steps -------------------------------
+@pytest.mark.parametrize("k", [1, 3])
+def test_simultaneous_unroll_is_the_notebook_step(float64, k):
+    """One step of ``unrolled`` (default, simultaneous) against a hand-run reference of the notebook's
+    step: D takes one torch Adam step at (θ_G, θ_D) on G's pre-update fakes, and G's gradient is
+    the total derivative (central differences) of G's loss against a copy of D trained k torch Adam
+    steps, the first being D's own update."""
+    torch.manual_seed(0)
+    G, D = smooth_nets()
+    gan = GAN(G, D, z_dim=2, scheme=f"unrolled:k={k}", loss="minimax", lr_d=0.05, lr_g=0.01)
+    G0, D0 = copy.deepcopy(G), copy.deepcopy(D)
+    real = torch.randn(16, 2) * 0.5 + 1.0
+    torch.manual_seed(11)
+    gan.step(real)
+    torch.manual_seed(11)
+    z = torch.randn(16, 2)       # the step's only draw: G's batch, which D's update sees too
+
+    def trained_copy(G_now, steps):
+        D_c = copy.deepcopy(D0)
+        opt = torch.optim.Adam(D_c.parameters(), lr=0.05, betas=gan.betas)
+        for _ in range(steps):
+            opt.zero_grad()
+            gan.discriminator_loss(D_c, real, G_now(z).detach())[0].backward()
+            opt.step()
+        return D_c
+
+    torch.testing.assert_close(gan.D.state_dict(), trained_copy(G0, 1).state_dict())
+
+    def g_loss():
+        return gan.generator_loss(trained_copy(G0, k), G0(z), real)[0]
+    fd = central_differences(g_loss, list(G0.parameters()))
+    ours = torch.cat([p.grad.flatten() for p in gan.G.parameters()])
+    assert rel(ours, fd) < 1e-4
+
+
+def test_simultaneous_standard_step_uses_one_state():
+    """standard:simultaneous=true: G's gradient against D before its update, D's on G's pre-update fakes."""
+    torch.manual_seed(0)
+    G, D = tiny_nets()
+    gan = GAN(G, D, z_dim=2, scheme="standard:simultaneous=true", lr_d=0.05, lr_g=0.05)
+    G0, D0 = copy.deepcopy(G), copy.deepcopy(D)
+    real = torch.randn(32, 2)
+    torch.manual_seed(4)
+    gan.step(real)
+    torch.manual_seed(4)
+    z = torch.randn(32, 2)
+    d_grads = torch.autograd.grad(gan.discriminator_loss(D0, real, G0(z).detach())[0], list(D0.parameters()))
+    for p in D0.parameters():
+        p.requires_grad_(False)
+    g_grads = torch.autograd.grad(gan.generator_loss(D0, G0(z), real)[0], list(G0.parameters()))
+    torch.testing.assert_close([p.grad for p in gan.D.parameters()], list(d_grads))
+    torch.testing.assert_close([p.grad for p in gan.G.parameters()], list(g_grads))
+
+
 # --- k = 0 is the standard scheme -----------------------------------------------------------------
-@pytest.mark.parametrize("scheme", ["unrolled:k=0", "unrolled:k=0,optimizer=sgd,fresh_data=true", "lookahead:k=0"])
-def test_k0_step_equals_standard(scheme):
+@pytest.mark.parametrize("scheme, standard", [
+    ("unrolled:k=0", "standard:simultaneous=true"),
+    ("unrolled:k=0,optimizer=sgd,fresh_data=true", "standard:simultaneous=true"),
+    ("lookahead:k=0", "standard:simultaneous=true"),
+    ("unrolled:k=0,simultaneous=false", "standard")])
+def test_k0_step_equals_standard(scheme, standard):
     def run(name):
         torch.manual_seed(0)
         G, D = tiny_nets()
@@ -187,7 +245,7 @@ def test_k0_step_equals_standard(scheme):
             gan.step(lambda: torch.randn(32, 2, generator=data))
         return gan
 
-    ours, standard = run(scheme), run("standard")
+    ours, standard = run(scheme), run(standard)
     for name in ("G", "D"):
         torch.testing.assert_close(ours.modules[name].state_dict(), standard.modules[name].state_dict(), rtol=0, atol=0)
     torch.testing.assert_close(ours.optimizers["G"].state_dict()["state"], standard.optimizers["G"].state_dict()["state"],
@@ -208,7 +266,7 @@ def test_generator_step_leaves_D_untouched(scheme):
     next_real = lambda: torch.randn(32, 2)  # noqa: E731
     gan.step(next_real)                     # Adam state exists
     logs: dict = {}
-    real = gan.scheme.discriminator_updates(gan, next_real, logs)
+    real = gan.scheme.discriminator_updates(gan, next_real, logs, 1)
     d_state = copy.deepcopy(gan.D.state_dict())
     d_opt = copy.deepcopy(gan.optimizers["D"].state_dict())
     d_grads = [p.grad.clone() for p in gan.D.parameters()]
@@ -249,17 +307,20 @@ def test_trick_state_is_restored_after_the_unroll():
     trick = Remember()
     gan = GAN(G, D, z_dim=2, scheme="unrolled:k=2", tricks=[trick])
     logs: dict = {}
-    real = gan.scheme.discriminator_updates(gan, lambda: torch.randn(16, 2), logs)
+    real = gan.scheme.discriminator_updates(gan, lambda: torch.randn(16, 2), logs, 1)
     seen_by_D = trick.last.clone()
     gan.scheme.generator_update(gan, real, lambda: torch.randn(16, 2), logs)
     assert torch.equal(trick.last, seen_by_D)
 
 
 # --- options ------------------------------------------------------------------------------------
-def test_fresh_data_draws_k_more_batches():
-    for fresh, expected in ((False, 2), (True, 2 + 2 * 3)):
+@pytest.mark.parametrize("simultaneous, fresh, expected", [
+    (True, False, 2), (True, True, 2 + 2 * 2),      # the first unroll step is D's own update, on its batch
+    (False, False, 2), (False, True, 2 + 2 * 3)])
+def test_fresh_data_draws_k_more_batches(simultaneous, fresh, expected):
+    if True:
         G, D = tiny_nets()
-        gan = GAN(G, D, z_dim=2, scheme=f"unrolled:k=3,fresh_data={fresh}")
+        gan = GAN(G, D, z_dim=2, scheme=f"unrolled:k=3,fresh_data={fresh},simultaneous={simultaneous}")
         calls = []
         gan.step(lambda: calls.append(1) or torch.randn(16, 2))
         gan.step(lambda: calls.append(1) or torch.randn(16, 2))

@@ -29,12 +29,19 @@ github.com/poolio/unrolled_gan, "Unrolled GAN demo.ipynb"):
   square root), so one unroll step equals one real D step exactly. ``"sgd"``: plain
   gradient descent θ - η·∇, the paper's Eq. 7; D's Adam learning rate is usually far
   too small for it, so set ``lr``.
+* ``simultaneous=True`` (default, as the notebook and the paper, where D's update is the
+  first of the k unrolled steps): G's and D's updates are computed from the same state on
+  one real and one fake batch. The unroll starts from D *before* its update, and its first
+  step is D's real update (the same batches, the same Adam step), so G looks k steps past
+  the D it plays against. ``False``: D is updated first, as in the alternating standard
+  scheme, and the unroll starts from the updated D, so G sees k + 1 D steps past the D
+  of its batch (this project's form before, kept as an option; BENCHMARKS.md §3's fast
+  matrix ran it).
 * ``fresh_data=False`` (default, as the notebook, where data and noise are graph tensors
   shared by the D step, every unroll step and G's loss): every unroll step sees the real
-  batch D last trained on and G's fake batch of this step. ``True``: each unroll step
-  draws a fresh real batch and fresh noise; G's loss still uses G's batch.
-  (The notebook updates D and G simultaneously on one batch; here D is updated first,
-  as in the standard scheme, and the unroll starts from the updated D.)
+  batch D trains on and G's fake batch of this step. ``True``: each unroll step after the
+  first draws a fresh real batch and fresh noise (the first is D's own update's batch when
+  ``simultaneous``); G's loss still uses G's batch.
 * ``saddle=False`` (default): G minimises its configured loss (and trick G terms)
   against θ_D^K. ``True``: G minimises minus D's whole loss at θ_D^K, the saddle
   objective f_K of Eq. 10 including the real-data term, which depends on θ_G through
@@ -125,13 +132,16 @@ class Unrolled(Standard):
             (default: reuse this step's batches, as the reference code).
         lr: the unroll's learning rate; None: D's.
         saddle: G minimises minus D's whole loss at θ_D^K (the paper's f_K) instead of its own loss.
+        simultaneous: G's and D's updates from the same state, D's update being the first unroll
+            step (the authors' form, default); False: D steps first and the unroll starts after it.
     """
 
     name = "unrolled"
     differentiable = True       # build the unroll with create_graph (False: lookahead)
 
     def __init__(self, k: int = 5, optimizer: UnrollOptimizer = "adam", fresh_data: bool = False,
-                 lr: float | None = None, saddle: bool = False):
+                 lr: float | None = None, saddle: bool = False, simultaneous: bool = True):
+        super().__init__(simultaneous)
         if k < 0:
             raise ConfigError(f"scheme {self.name!r}: k must be >= 0, got {k}")
         if optimizer not in ("sgd", "adam"):
@@ -147,9 +157,9 @@ class Unrolled(Standard):
                     raise ConfigError(f"scheme {self.name!r} with saddle=true makes G minimise minus D's loss, "
                                       f"which drops the G terms of trick {trick.name!r}; use saddle=false")
 
-    def generator_update(self, gan: "GAN", real: Tensor, next_real: Callable[[], Tensor], logs: dict) -> None:
+    def generator_update(self, gan: "GAN", real: Tensor, next_real: Callable[[], Tensor], logs: dict) -> Tensor:
         try:
-            super().generator_update(gan, real, next_real, logs)
+            return super().generator_update(gan, real, next_real, logs)
         except NotImplementedError as err:   # G's backward needs D's second derivatives
             if not (self.differentiable and self.k > 0 and "derivative for" in str(err)):
                 raise
@@ -182,7 +192,7 @@ class Unrolled(Standard):
         try:
             params = {n: p.requires_grad_() for n, p in params.items()}
             for j in range(self.k):
-                real_j, fake_j = self._batch(gan, fake, real, next_real)
+                real_j, fake_j = self._batch(gan, fake, real, next_real, first=j == 0)
                 d_total, _ = gan.discriminator_loss(functional_discriminator(D, params, buffers), real_j, fake_j)
                 grads = torch.autograd.grad(d_total, list(params.values()), create_graph=self.differentiable,
                                             allow_unused=True)
@@ -199,10 +209,10 @@ class Unrolled(Standard):
             params = {n: p.detach() for n, p in params.items()}
         return functional_discriminator(D, params, buffers), {"unroll_d_loss": d_total.detach()}
 
-    def _batch(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor] | None
-               ) -> tuple[Tensor, Tensor]:
-        """The real and fake batch of one unroll step."""
-        if not self.fresh_data:
+    def _batch(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor] | None,
+               first: bool = False) -> tuple[Tensor, Tensor]:
+        """The real and fake batch of one unroll step (the first is D's own update when simultaneous)."""
+        if not self.fresh_data or (first and self.simultaneous):
             return real, fake if self.differentiable else fake.detach()
         if next_real is None:
             raise ConfigError(f"scheme {self.name!r} with fresh_data=true needs a source of real batches")
