@@ -2,6 +2,8 @@
 
 PacGAN (Lin et al. 2018), synthetic experiments: G has 4 hidden layers of 400 ReLU
 units with batch norm; D has 3 hidden layers of 200 maxout units with 5 pieces.
+The Unrolled GAN notebook's 2-D nets are ``mlp:width=128,depth=2,activation=tanh,
+batch_norm=false,init=orthogonal,init_gain=1.4`` (and ``maxout=1`` for D).
 """
 from __future__ import annotations
 
@@ -14,6 +16,22 @@ from ..registry import nets
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky-relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
                "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+INITS = ("default", "orthogonal")
+
+
+def initialize(module: nn.Module, init: str, gain: float) -> None:
+    """``orthogonal``: every linear layer's weight orthogonal with ``gain``, its bias 0 (as TF's
+    ``orthogonal_initializer`` in the Unrolled GAN notebook); ``default``: torch's own init."""
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
+    if init == "default":
+        return
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
 
 
 def activation(name: str) -> nn.Module:
@@ -66,9 +84,11 @@ class MLPDiscriminator(nn.Module):
     """x (B, *in_shape) -> logits (B, outputs); ``maxout`` > 1 uses maxout units."""
 
     def __init__(self, in_shape: tuple[int, ...], width: int = 200, depth: int = 3, maxout: int = 5,
-                 activation_name: str = "leaky-relu", outputs: int = 1, dropout: float = 0.0):
+                 activation_name: str = "leaky-relu", outputs: int = 1, dropout: float = 0.0,
+                 input_scale: float = 1.0):
         super().__init__()
         self.in_shape = tuple(in_shape)
+        self.input_scale = input_scale
         layers: list[nn.Module] = []
         d_in = math.prod(self.in_shape)
         for _ in range(depth):
@@ -83,7 +103,8 @@ class MLPDiscriminator(nn.Module):
         self.head = nn.Linear(d_in, outputs)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.head(self.features(x.flatten(1)))
+        x = x.flatten(1)
+        out = self.head(self.features(x * self.input_scale if self.input_scale != 1.0 else x))
         return out.squeeze(1) if out.shape[1] == 1 else out
 
 
@@ -91,12 +112,18 @@ class MLPDiscriminator(nn.Module):
                summary="MLP G (4x400 ReLU+BN) and D (3x200 maxout-5), sizes configurable")
 def mlp(role: str, data_shape: tuple[int, ...], z_dim: int = 2, width: int | None = None,
         depth: int | None = None, activation: str | None = None, batch_norm: bool = True,
-        maxout: int = 5, dropout: float = 0.0, output: str = "none", outputs: int = 1) -> nn.Module:
-    """G: ``width`` 400, ``depth`` 4, ReLU, batch norm; D: ``width`` 200, ``depth`` 3, ``maxout`` 5 pieces."""
+        maxout: int = 5, dropout: float = 0.0, output: str = "none", outputs: int = 1,
+        init: str = "default", init_gain: float = 1.0, input_scale: float = 1.0) -> nn.Module:
+    """G: ``width`` 400, ``depth`` 4, ReLU, batch norm; D: ``width`` 200, ``depth`` 3, ``maxout`` 5 pieces.
+    ``init=orthogonal`` with ``init_gain``: orthogonal weights and zero biases (Unrolled GAN: 0.8 in the paper,
+    1.4 in the notebook). ``input_scale`` (D only): D multiplies its input by it first (the paper's D: 1/4)."""
     if role == "generator":
-        return MLPGenerator(z_dim, data_shape, width or 400, 4 if depth is None else depth,
-                            activation or "relu", batch_norm, dropout, output)
-    return MLPDiscriminator(data_shape, width or 200, 3 if depth is None else depth, maxout,
-                            activation or "leaky-relu", outputs, dropout)
+        net = MLPGenerator(z_dim, data_shape, width or 400, 4 if depth is None else depth,
+                           activation or "relu", batch_norm, dropout, output)
+    else:
+        net = MLPDiscriminator(data_shape, width or 200, 3 if depth is None else depth, maxout,
+                               activation or "leaky-relu", outputs, dropout, input_scale)
+    initialize(net, init, init_gain)
+    return net
 
 
