@@ -35,30 +35,50 @@ COLUMNS = {
     "images": [("stacked-mnist", "modes_covered", "modes", 1), ("stacked-mnist", "kl_to_uniform", "KL", 3),
                ("stacked-mnist", "fid", "FID (digit features)", 1), ("stacked-mnist", "coverage", "coverage", 3)],
 }
+EVAL_KEYS = ("step", "modes_covered", "modes", "high_quality_pct", "reverse_kl", "mode_counts", "samples",
+             "diversity_ratio", "kl_to_uniform")
 RESULT_METRICS = tuple(dict.fromkeys(m for cols in COLUMNS.values() for _, m, _, _ in cols))
 
-# Training protocols. Both keep PacGAN's data (100k training points), batch 100, 2-D noise and its
-# evaluation (2,500 samples, 3 std). "pacgan" is its training setup too: its nets (the mlp defaults)
+# Training protocols. "pacgan" and "fast" keep PacGAN's data (100k training points), batch 100, 2-D noise and
+# its evaluation (2,500 samples, 3 std). "pacgan" is its training setup too: its nets (the mlp defaults)
 # and Adam lr 1e-4 β1 0.8. "fast" is ours, for a matrix that fits on two CPU cores: nets of 3x128
 # (G ReLU+BN, D LeakyReLU) at about a sixth of the cost per step, Adam lr 3e-4 β1 0.5.
+# "collapse" is the regime the mode-collapse techniques exist for, the Unrolled GAN paper's 2-D demonstration
+# (Metz et al. 2016, §3.1, Fig. 1 and Appendix A, where the plain GAN hops from mode to mode): G an MLP of 2x128
+# ReLU, D of 1x128 ReLU on its input scaled by 1/4, all weights orthogonal with gain 0.8, z 256-D N(0, 1),
+# batch 512, the minimax loss, Adam lr 1e-4 β1 0.5 for both, alternating updates, data drawn afresh for every
+# batch; its ring has radius 2 and std 0.02 (ring8's shape at twice its scale: `ring8:radius=2,std=0.02`), and
+# the grid is grid25 on the same nets. The plain GAN collapses onto one mode at a time (BENCHMARKS.md §9). The
+# authors' notebook's nets (2x128 tanh for both, orthogonal init 1.4, G lr 1e-3) train a blurred ring instead,
+# with no collapse (one seed, 25k steps; §9).
 # "dcgan-small" (ours) is DCGAN's optimizer (Adam 2e-4, β1 0.5, batch 64, z 100) on DCGAN nets of width 32
 # (G 100 -> 64x7x7 -> 32x14x14 -> 3x28x28; D 3 -> 32 -> 64 channels), which train on one CPU thread at
 # about 0.1 s per step; 10,000 samples per evaluation (PROTOCOLS.md: ~26,000), 4 evaluations per run.
+from .recipes import COLLAPSE_D, COLLAPSE_G  # noqa: E402  (the nets of the unrolled-paper recipe too)
+
 PROTOCOLS = {
     "pacgan": dict(batch_size=100, lr_g=1e-4, lr_d=1e-4, beta1=0.8, beta2=0.999, z_dim=2, eval_samples=2500),
     "fast": dict(batch_size=100, lr_g=3e-4, lr_d=3e-4, beta1=0.5, beta2=0.999, z_dim=2, eval_samples=2500,
                  generator="mlp:width=128,depth=3", discriminator="mlp:width=128,depth=3,maxout=1"),
+    "collapse": dict(batch_size=512, lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.999, z_dim=256, eval_samples=2500,
+                     generator=COLLAPSE_G, discriminator=COLLAPSE_D, loss="minimax"),
     "dcgan-small": dict(batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, z_dim=100, eval_samples=10_000,
                         generator="dcgan:width=32", discriminator="dcgan:width=32"),
 }
 PROTOCOL_TEXT = {
     "pacgan": "PacGAN's 2D nets (G 4×400 ReLU+BN, D 3×200 maxout-5), Adam lr 1e-4 β1 0.8",
     "fast": "the fast protocol's nets (G 3×128 ReLU+BN, D 3×128 LeakyReLU), Adam lr 3e-4 β1 0.5",
+    "collapse": "the Unrolled GAN paper's 2-D setup, in which the plain GAN collapses (G 2×128 ReLU, D 1×128 ReLU "
+                "on x/4, orthogonal init 0.8, minimax loss, Adam lr 1e-4 β1 0.5; ring8 at radius 2, std 0.02)",
     "dcgan-small": "DCGAN nets of width 32 (G 64x7x7 -> 32x14x14 -> 3x28x28, D 32 -> 64 channels), Adam lr 2e-4 "
                    "β1 0.5",
 }
-PROTOCOL_KIND = {"pacgan": "mixtures", "fast": "mixtures", "dcgan-small": "images"}
+PROTOCOL_KIND = {"pacgan": "mixtures", "fast": "mixtures", "collapse": "mixtures", "dcgan-small": "images"}
+# dataset options of a protocol, per dataset (collapse: no fixed training set, and the paper's ring)
+PROTOCOL_DATA = {"collapse": {"ring8": "radius=2,std=0.02,train_points=0", "grid25": "train_points=0"}}
 DEFAULT_PROTOCOL = {"mixtures": "pacgan", "images": "dcgan-small"}
+DEFAULT_STEPS = {"collapse": 10_000}            # --steps when not given; others 20,000
+SAMPLE_PLOTS = {"collapse": "every"}            # a scatter at every evaluation shows the mode hopping; others: last
 EVALS_PER_RUN = {"dcgan-small": 4}          # others: 10 (an image evaluation costs ~20 s on one CPU thread)
 
 
@@ -104,13 +124,16 @@ class Job:
 
     def config(self) -> TrainConfig:
         base = TrainConfig(**PROTOCOLS[self.protocol])
+        options = PROTOCOL_DATA.get(self.protocol, {}).get(self.dataset)
+        data = self.dataset + (f":{options}" if options else "")
         values = {**self.overrides, **parse_settings(self.settings),
-                  "data": self.dataset if "data" not in self.overrides else self.overrides["data"],
+                  "data": self.overrides.get("data", data),
                   "seed": self.seed, "steps": self.steps, "progress": False, "device": self.device,
                   "eval_every": max(self.steps // EVALS_PER_RUN.get(self.protocol, 10), 1),
                   "checkpoint_every": max(self.steps // 10, 1),
                   "keep_checkpoints": 1, "log_every": max(self.steps // 200, 1),
-                  "sample_plots": "last"}        # the report shows the last; a plot costs ~0.2 s of a ~25 s run
+                  # the report shows the last; a plot costs ~0.2 s of a ~25 s run
+                  "sample_plots": SAMPLE_PLOTS.get(self.protocol, "last")}
         return from_mapping(values, base, source=f"cell {self.cell!r}")
 
 
@@ -135,7 +158,7 @@ def parse_settings(settings: str | Sequence[str]) -> dict[str, str]:
     return out
 
 
-def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int, out: Path,
+def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int | None, out: Path,
          protocol: str | None = "pacgan", device: str = "cpu", settings: Sequence[str] = ()) -> list[Job]:
     """Every (cell, dataset, seed) to run. ``settings`` (``"KEY=VALUE"``) apply over every cell's own; the
     runs they make are kept apart from the others, in their results' key and in their run folders."""
@@ -147,6 +170,7 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int, out: Pa
     if PROTOCOL_KIND[protocol] != SUITE_KIND[suite]:
         fits = ", ".join(p for p, kind in PROTOCOL_KIND.items() if kind == SUITE_KIND[suite])
         raise ConfigError(f"protocol {protocol!r} is for {PROTOCOL_KIND[protocol]}, not suite {suite!r}; use {fits}")
+    steps = DEFAULT_STEPS.get(protocol, 20_000) if steps is None else steps
     if seeds < 1 or steps < 1:
         raise ConfigError("--seeds and --steps must be >= 1")
     from .build import resolve_device
@@ -186,9 +210,14 @@ def _run_job(job: Job) -> dict[str, Any]:
         error = None
     except Exception as err:  # a diverging cell is a result too
         final, error = {}, f"{type(err).__name__}: {err}"
+    records = run.records()
     return {"cell": job.cell, "dataset": job.dataset, "seed": job.seed, "steps": job.steps, "protocol": job.protocol,
             **({"set": job.settings} if job.settings else {}),
             **{k: final.get(k) for k in RESULT_METRICS}, "mode_counts": final.get("mode_counts"),
+            # every evaluation (mode hopping shows as sharp samples that move between modes) and every flag the
+            # monitor raised: benchmarks/monitor_accuracy.py replays and scores the monitor on these lines
+            "evals": [{k: r.get(k) for k in EVAL_KEYS} for r in records if r.get("kind") == "eval"],
+            "flags": [{"step": r["step"], "flag": r["flag"]} for r in records if r.get("kind") == "flag"],
             "cpu_s": round(time.process_time() - cpu0, 2), "wall_s": round(time.perf_counter() - t0, 2),
             "error": error, "run": job.out, "device": job.device}
 
@@ -209,7 +238,7 @@ def _key(r: dict) -> tuple:
     return (r["cell"], r["dataset"], r["seed"], r["steps"], r.get("protocol", "pacgan"), r.get("set", ""))
 
 
-def run_bench(suite: str, seeds: int, steps: int, out: Path, workers: int = 1, only: Sequence[str] | None = None,
+def run_bench(suite: str, seeds: int, steps: int | None, out: Path, workers: int = 1, only: Sequence[str] | None = None,
               progress: bool = True, protocol: str | None = "pacgan", device: str = "cpu",
               settings: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Run every missing (cell, dataset, seed) of the plan; returns all results of this plan.
@@ -317,6 +346,30 @@ def report_table(rows: Sequence[dict], kind: str = "mixtures") -> str:
     return "\n".join(lines)
 
 
+def hopping_table(results: Sequence[dict], order: Sequence[str]) -> str:
+    from .collapse import hopping_stats, verdict
+
+    datasets = _datasets("mixtures")
+    lines = ["| cell | " + " | ".join(f"{ds} modes/eval | {ds} visited | {ds} collapsed | {ds} verdict"
+                                      for ds in datasets) + " |", "|" + "---|" * (1 + 4 * len(datasets))]
+    base = {ds: hopping_stats([r for r in results if r["cell"] == "baseline" and r["dataset"] == ds])
+            for ds in datasets}
+    for cell in dict.fromkeys(order):
+        cols = [cell]
+        for ds in datasets:
+            stats = hopping_stats([r for r in results if r["cell"] == cell and r["dataset"] == ds])
+            if stats is None:
+                cols += ["—"] * 4
+                continue
+            n = stats["runs"]
+            cols += [f"{stats['modes_per_eval']:.1f}", f"{stats['modes_visited']:.1f}",
+                     f"{round(stats['collapsed_share'] * n)}/{n}",
+                     "—" if cell == "baseline" else
+                     verdict(stats["collapsed_share"], base[ds]["collapsed_share"] if base[ds] else None)]
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
 def published_table(kind: str = "mixtures") -> str:
     if kind == "images":
         lines = ["| published | " + " | ".join(head for _, _, head, _ in COLUMNS[kind]) + " |",
@@ -353,9 +406,12 @@ def intro(protocol: str, kind: str = "mixtures") -> str:
                 "channels; KL = KL(p_gen ‖ uniform over 1,000 modes). FID and coverage (Naeem et al., k=5) are in "
                 "that classifier's feature space, not comparable with Inception FIDs. Mean ± standard error over "
                 "seeds.")
-    return (f"Protocol '{protocol}': {PROTOCOL_TEXT[protocol]}, batch 100, z 2-D, 100k training points, unless a "
-            "cell overrides them; 2,500 samples per evaluation, high quality within 3 std, reverse KL = "
-            "KL(p_gen ‖ uniform over modes). Mean ± standard error over seeds.")
+    settings = PROTOCOLS[protocol]
+    data = ("fresh data every batch" if "train_points=0" in str(PROTOCOL_DATA.get(protocol, ""))
+            else "100k training points")
+    return (f"Protocol '{protocol}': {PROTOCOL_TEXT[protocol]}, batch {settings['batch_size']}, z {settings['z_dim']}-D, "
+            f"{data}, unless a cell overrides them; 2,500 samples per evaluation, high quality within 3 std, "
+            "reverse KL = KL(p_gen ‖ uniform over modes). Mean ± standard error over seeds.")
 
 
 def write_report(out: Path, results: Sequence[dict], order: Sequence[str], protocol: str = "pacgan",
@@ -368,7 +424,13 @@ def write_report(out: Path, results: Sequence[dict], order: Sequence[str], proto
     table, published = report_table(rows, kind), published_table(kind)
     note = ("Published (PacGAN trained ≈400k iterations):" if kind == "mixtures" else
             "Published Stacked MNIST (each paper's own classifier, nets and training length; PROTOCOLS.md):")
-    text = ["# Trick matrix", "", text_intro, "", table, "", note, "", published, ""]
+    text = ["# Trick matrix", "", text_intro, "", table, ""]
+    if kind == "mixtures":
+        text += ["Collapse and mode hopping, per dataset: modes covered per evaluation (mean over evaluations and "
+                 "seeds), modes visited over a run's evaluations, runs collapsed at the last evaluation (at most half "
+                 "the modes covered, or reverse KL > log 2; gantricks/collapse.py), and whether the cell rescues a "
+                 "baseline that collapses.", "", hopping_table(results, order), ""]
+    text += [note, "", published, ""]
     path = out / "report.md"
     path.write_text("\n".join(text))
     (out / "summary.json").write_text(json.dumps(rows, indent=1))

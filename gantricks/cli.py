@@ -75,13 +75,13 @@ def cmd_list(args) -> int:
 
 def _list_recipes() -> None:
     """Each recipe (``--recipe NAME``) with the settings it sets; a second name says whose it is."""
-    from .recipes import RECIPES, first_names
+    from .recipes import RECIPES, SOURCES, first_names
 
     print("recipes:")
     for (name, overrides), first in zip(RECIPES.items(), first_names(RECIPES).values()):
         settings = f"= {first}" if first != name else " ".join(
             f"{k}=[{' '.join(v)}]" if isinstance(v, (list, tuple)) else f"{k}={v}" for k, v in overrides.items())
-        print(f"  {name:26s} {settings}")
+        print(f"  {name:26s} {settings}" + (f"  (source: {SOURCES[name]})" if first == name else ""))
 
 
 def cmd_train(args) -> int:
@@ -213,11 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="mixtures",
                    help="mixtures (ring8 and grid25), ring8, grid25, or stacked-mnist (1,000 modes)")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--steps", type=int, default=None,
+                   help="G steps per run (default: the protocol's, 10,000 for collapse, else 20,000)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
     p.add_argument("--only", help="comma-separated cells (default: all, a recipe known by two names once; `gantricks list` and the report name them)")
     p.add_argument("--protocol", default=None,
-                   help="mixtures: pacgan (PacGAN's nets and optimizer, the default) or fast (3x128 nets); "
+                   help="mixtures: pacgan (PacGAN's nets and optimizer, the default), fast (3x128 nets) or "
+                        "collapse (the Unrolled GAN paper's 2-D setup, where the plain GAN collapses); "
                         "stacked-mnist: dcgan-small (DCGAN nets of width 32, the default)")
     p.add_argument("--device", default="cpu", help="where each run trains: cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
