@@ -42,6 +42,7 @@ def test_collapse_bench_records_every_evaluation_and_the_hopping_table(tmp_path)
         assert isinstance(r["flags"], list)
     report = (tmp_path / "report.md").read_text()
     assert "| ring8 modes/eval | ring8 visited | ring8 collapsed |" in report
+    assert "±n/a" in report and "±0.0 " not in report       # one seed has no standard error
     assert len(list((tmp_path / "runs" / "collapse" / "baseline" / "ring8" / "seed0" / "plots").glob("samples-*"))) == 10
 
 
