@@ -62,24 +62,43 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
     except Exception as err:  # truncated zip, bad pickle, foreign object: all mean "not usable"
+        if "weights only" in str(err).lower() or "weights_only" in str(err):
+            raise CheckpointError(f"checkpoint {path} was refused: it holds objects other than tensors and "
+                                  f"plain data, which loading with weights_only=True does not run") from None
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__})") from None
     if not isinstance(state, dict) or "gan" not in state or "step" not in state:
         raise CheckpointError(f"{path} is not a gantricks checkpoint")
     return state
 
 
-def load_latest(folder: "str | Path", map_location: "str | torch.device" = "cpu") -> tuple[Path, dict[str, Any]]:
-    """The newest whole checkpoint in ``folder``; corrupt ones are skipped with a warning."""
+def load_latest(folder: "str | Path", map_location: "str | torch.device" = "cpu", set_aside: bool = False
+                ) -> tuple[Path, dict[str, Any]]:
+    """The newest whole checkpoint in ``folder``; unusable ones are skipped with a warning.
+
+    With ``set_aside`` (a run resuming from it) each skipped file newer than the one loaded is renamed
+    ``NAME.rejected``: kept for whoever wants to look, but no longer counted among the newest
+    ``keep`` (which would prune a good checkpoint in its place) nor replaced by the resumed run's own
+    checkpoint of that step.
+    """
     candidates = list_checkpoints(folder)
     if not candidates:
         raise CheckpointError(f"no checkpoint in {folder}")
     problems = []
     for path in reversed(candidates):
         try:
-            return path, load_checkpoint(path, map_location)
+            state = load_checkpoint(path, map_location)
         except CheckpointError as err:
             problems.append(str(err))
-            warnings.warn(f"{err}; trying an older checkpoint", stacklevel=2)
+            note = ""
+            if set_aside:
+                try:
+                    path.rename(path.with_name(path.name + ".rejected"))
+                    note = f"; set aside as {path.name}.rejected"
+                except OSError:
+                    pass
+            warnings.warn(f"{err}{note}; trying an older checkpoint", stacklevel=2)
+            continue
+        return path, state
     raise CheckpointError(f"no usable checkpoint in {folder}: {problems[0]}")
 
 
