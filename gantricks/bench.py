@@ -257,12 +257,12 @@ def _imap(fn, items: list, workers: int) -> Iterable:
 
 
 # --- the report -----------------------------------------------------------------------
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error (sample std / sqrt(n)); s.e. 0 for one value."""
+def mean_se(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and standard error (sample std / sqrt(n)); s.e. None for one value, which has no spread to show."""
     n = len(values)
     mean = sum(values) / n
     if n < 2:
-        return mean, 0.0
+        return mean, None
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, math.sqrt(var / n)
 
@@ -297,7 +297,7 @@ def _fmt(stat, digits: int) -> str:
     mean, se = stat
     if math.isinf(mean):
         return "inf"
-    return f"{mean:.{digits}f}±{se:.{digits}f}"
+    return f"{mean:.{digits}f}±" + ("n/a" if se is None else f"{se:.{digits}f}")
 
 
 def report_table(rows: Sequence[dict], kind: str = "mixtures") -> str:
