@@ -63,6 +63,12 @@ ROWS = {
         lambda t, r: ["train", "--out", str(r), "--resume", "--steps", "2"], "already at step 4", []),
     "sample more than a .pt holds": (
         lambda t, r: ["sample", str(r), "-n", "100000000", "--out", str(t / "s.pt")], "write .npy", ["s.pt"]),
+    "demo --overwrite over a folder that is not a demo's": (
+        lambda t, r: ["demo", "--out", str(_file(t, "thesis.tex", b"precious").parent), "--overwrite",
+                      "--steps", "2"], "is not a demo folder", []),
+    "demo --out FILE": (
+        lambda t, r: ["demo", "--out", str(_file(t, "notes.txt", b"precious")), "--steps", "2"],
+        "is a file, not a demo folder", []),
     "list of an unknown name": (
         lambda t, r: ["list", "nope"], "is neither a kind", []),
     "label smoothing with the hinge loss": (
