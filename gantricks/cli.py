@@ -190,6 +190,7 @@ def cmd_eval(args) -> int:
 
 SAMPLE_CHUNK = 10_000                 # samples made at a time by `gantricks sample` (gan.sample's default too)
 IN_MEMORY_LIMIT = 256 * 2 ** 20       # bytes of samples .pt and .png may hold whole; .npy streams any number
+PNG_LIMIT = 100_000                   # samples a .png may draw
 
 
 def cmd_sample(args) -> int:
@@ -218,6 +219,9 @@ def cmd_sample(args) -> int:
         if out.suffix == ".npy":
             _stream_npy(batches, args.n, tmp)
         else:
+            if out.suffix == ".png" and args.n > PNG_LIMIT:
+                raise GantricksError(f"a plot of {args.n} samples would be unreadable (and slow); draw at most "
+                                     f"{PNG_LIMIT}, or write .npy for any number")
             first = next(batches).cpu()
             size = first[:1].numel() * first.element_size() * args.n
             if size > IN_MEMORY_LIMIT:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import numbers
 import operator
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -77,7 +78,7 @@ class GAN:
             if z_dim is None and z_shape is None:
                 raise ConfigError("give z_dim, or a generator with a `z_dim` attribute")
         for name, value in (("z_dim", z_dim), *((f"z_shape[{i}]", v) for i, v in enumerate(z_shape or ()))):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         self.z_shape = tuple(z_shape) if z_shape is not None else (int(z_dim),)
         self.z_dim = int(z_dim) if z_dim is not None else self.z_shape[0]
@@ -390,8 +391,11 @@ class GAN:
         one batch whatever ``n`` (``gantricks sample`` streams them to its file). The same seed gives
         the same samples as :meth:`sample` with the same ``batch_size``."""
         for name, value, least in (("n", n, 0), ("batch_size", batch_size, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 raise ConfigError(f"sample: {name} must be an integer >= {least}, got {value!r}")
+        return self._batches(int(n), generator, int(batch_size))     # checked now, made when iterated
+
+    def _batches(self, n: int, generator: torch.Generator | None, batch_size: int) -> Iterator[Tensor]:
         g = self.sampling_generator
         for i in range(0, n, batch_size):
             was_training = g.training

@@ -554,7 +554,7 @@ class _Lines:
         self.n += k
         if self.n >= self._next or self.n >= self.total:
             self._next = (self.n // self.every + 1) * self.every
-            extra = " ".join(f"{k}={v}" for k, v in self._postfix.items())
+            extra = " ".join(f"{key}={value}" for key, value in self._postfix.items())
             self.write(f"{self.desc}: step {self.n}/{self.total}" + (f" {extra}" if extra else ""))
 
     def set_postfix(self, values: dict, refresh: bool = False) -> None:
