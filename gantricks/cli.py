@@ -165,6 +165,8 @@ def cmd_bench(args) -> int:
     only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
     if args.workers < 1:
         raise GantricksError(f"--workers must be >= 1, got {args.workers}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise GantricksError(f"--out {args.out} is a file, not a bench folder; choose another --out")
     run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only,
               protocol=args.protocol, device=args.device, settings=args.set or ())
     print((Path(args.out) / "report.md").read_text())

@@ -69,6 +69,9 @@ ROWS = {
     "demo --out FILE": (
         lambda t, r: ["demo", "--out", str(_file(t, "notes.txt", b"precious")), "--steps", "2"],
         "is a file, not a demo folder", []),
+    "bench --out FILE": (
+        lambda t, r: ["bench", "--out", str(_file(t, "notes.txt", b"precious")), "--suite", "ring8", "--seeds", "1",
+                      "--steps", "2", "--only", "baseline", "--workers", "1"], "is a file, not a bench folder", []),
     "list of an unknown name": (
         lambda t, r: ["list", "nope"], "is neither a kind", []),
     "label smoothing with the hinge loss": (
