@@ -62,7 +62,7 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
     except Exception as err:  # truncated zip, bad pickle, foreign object: all mean "not usable"
-        if "weights only" in str(err).lower() or "weights_only" in str(err):
+        if re.search(r"Unsupported (global|class)", str(err)):    # a pickled object, not a broken file
             raise CheckpointError(f"checkpoint {path} was refused: it holds objects other than tensors and "
                                   f"plain data, which loading with weights_only=True does not run") from None
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__})") from None
@@ -78,28 +78,32 @@ def load_latest(folder: "str | Path", map_location: "str | torch.device" = "cpu"
     With ``set_aside`` (a run resuming from it) each skipped file newer than the one loaded is renamed
     ``NAME.rejected``: kept for whoever wants to look, but no longer counted among the newest
     ``keep`` (which would prune a good checkpoint in its place) nor replaced by the resumed run's own
-    checkpoint of that step.
+    checkpoint of that step. When none is usable nothing is renamed, so a second try fails the same way
+    instead of finding no checkpoint and starting the run over.
     """
     candidates = list_checkpoints(folder)
     if not candidates:
         raise CheckpointError(f"no checkpoint in {folder}")
-    problems = []
+    problems: list[tuple[Path, CheckpointError]] = []
     for path in reversed(candidates):
         try:
             state = load_checkpoint(path, map_location)
         except CheckpointError as err:
-            problems.append(str(err))
+            problems.append((path, err))
+            continue
+        for bad, err in problems:
             note = ""
             if set_aside:
                 try:
-                    path.rename(path.with_name(path.name + ".rejected"))
-                    note = f"; set aside as {path.name}.rejected"
+                    bad.rename(bad.with_name(bad.name + ".rejected"))
+                    note = f"; set aside as {bad.name}.rejected"
                 except OSError:
                     pass
-            warnings.warn(f"{err}{note}; trying an older checkpoint", stacklevel=2)
-            continue
+            warnings.warn(f"{err}{note}; loaded the older {path.name}", stacklevel=2)
         return path, state
-    raise CheckpointError(f"no usable checkpoint in {folder}: {problems[0]}")
+    for _, err in problems:
+        warnings.warn(str(err), stacklevel=2)
+    raise CheckpointError(f"no usable checkpoint in {folder}: {problems[0][1]}")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -304,6 +304,13 @@ def test_a_rejected_checkpoint_is_named_set_aside_and_not_counted(tmp_path):
     assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-00000040.pt", "step-00000060.pt",
                                                                        "step-00000080.pt"]
     assert (run / "checkpoints" / "step-00000050.pt.rejected").exists()
+    # none usable: nothing is set aside, so a second --resume fails the same way instead of starting over
+    for p in list_checkpoints(run / "checkpoints"):
+        p.write_bytes(b"garbage")
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="corrupt or truncated"):
+            assert main([*args, "--steps", "100", "--resume"]) == 2
+        assert len(list_checkpoints(run / "checkpoints")) == 3
 
 
 def test_sample_streams_more_than_one_chunk_to_npy(trained, tmp_path, monkeypatch, capsys):
