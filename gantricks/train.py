@@ -8,7 +8,8 @@ A run folder holds::
     metrics.jsonl      one JSON object per logged step ("kind": "train") or evaluation ("kind": "eval")
     tb/                TensorBoard event files
     plots/             sample scatters (2D data) and metric curves
-    checkpoints/       step-NNNNNNNN.pt, the newest few
+    checkpoints/       step-NNNNNNNN.pt, the newest few (NAME.rejected: one that could not be loaded)
+    .lock              held (flock) by the process training in the folder; it names that process's pid
 """
 from __future__ import annotations
 
