@@ -287,7 +287,7 @@ def _imap(fn, items: list, workers: int) -> Iterable:
 
 # --- the report -----------------------------------------------------------------------
 def mean_se(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and standard error (sample std / sqrt(n)); no s.e. (None) for one value."""
+    """Mean and standard error (sample std / sqrt(n)); s.e. None for one value, which has no spread to show."""
     n = len(values)
     mean = sum(values) / n
     if n < 2:

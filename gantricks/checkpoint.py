@@ -62,25 +62,48 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
     except Exception as err:  # truncated zip, bad pickle, foreign object: all mean "not usable"
+        if re.search(r"Unsupported (global|class)", str(err)):    # a pickled object, not a broken file
+            raise CheckpointError(f"checkpoint {path} was refused: it holds objects other than tensors and "
+                                  f"plain data, which loading with weights_only=True does not run") from None
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__})") from None
     if not isinstance(state, dict) or "gan" not in state or "step" not in state:
         raise CheckpointError(f"{path} is not a gantricks checkpoint")
     return state
 
 
-def load_latest(folder: "str | Path", map_location: "str | torch.device" = "cpu") -> tuple[Path, dict[str, Any]]:
-    """The newest whole checkpoint in ``folder``; corrupt ones are skipped with a warning."""
+def load_latest(folder: "str | Path", map_location: "str | torch.device" = "cpu", set_aside: bool = False
+                ) -> tuple[Path, dict[str, Any]]:
+    """The newest whole checkpoint in ``folder``; unusable ones are skipped with a warning.
+
+    With ``set_aside`` (a run resuming from it) each skipped file newer than the one loaded is renamed
+    ``NAME.rejected``: kept for whoever wants to look, but no longer counted among the newest
+    ``keep`` (which would prune a good checkpoint in its place) nor replaced by the resumed run's own
+    checkpoint of that step. When none is usable nothing is renamed, so a second try fails the same way
+    instead of finding no checkpoint and starting the run over.
+    """
     candidates = list_checkpoints(folder)
     if not candidates:
         raise CheckpointError(f"no checkpoint in {folder}")
-    problems = []
+    problems: list[tuple[Path, CheckpointError]] = []
     for path in reversed(candidates):
         try:
-            return path, load_checkpoint(path, map_location)
+            state = load_checkpoint(path, map_location)
         except CheckpointError as err:
-            problems.append(str(err))
-            warnings.warn(f"{err}; trying an older checkpoint", stacklevel=2)
-    raise CheckpointError(f"no usable checkpoint in {folder}: {problems[0]}")
+            problems.append((path, err))
+            continue
+        for bad, err in problems:
+            note = ""
+            if set_aside:
+                try:
+                    bad.rename(bad.with_name(bad.name + ".rejected"))
+                    note = f"; set aside as {bad.name}.rejected"
+                except OSError:
+                    pass
+            warnings.warn(f"{err}{note}; loaded the older {path.name}", stacklevel=2)
+        return path, state
+    for _, err in problems:
+        warnings.warn(str(err), stacklevel=2)
+    raise CheckpointError(f"no usable checkpoint in {folder}: {problems[0][1]}")
 
 
 def _fsync_dir(folder: Path) -> None:

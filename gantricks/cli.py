@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import TrainConfig, from_mapping, load_toml
-from .errors import GantricksError
+from .errors import GantricksError, Stopped
 from .registry import ALL, Spec
 
 PROG = "gantricks"
@@ -36,15 +36,19 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     default = TrainConfig()
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
+        text = helps.get(f.name, "").replace("%", "%%")
         if f.name == "tricks":
             p.add_argument("--trick", dest="tricks", action="append", metavar="NAME[:k=v,...]",
-                           help="add a trick (repeatable); " + helps.get(f.name, ""))
+                           help="add a trick (repeatable); " + text + " (default: none; `gantricks list trick`)")
         elif hints[f.name] is bool:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=f"{helps.get(f.name, '')} (default: {getattr(default, f.name)})")
+                           help=f"{text} (default: {getattr(default, f.name)})")
         else:
+            # choices are checked by the config (one line, exit 2), only listed here
+            choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else ()
             p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
-                           help=f"{helps.get(f.name, '')} (default: {getattr(default, f.name)})")
+                           help=text + (f" (choices: {', '.join(map(str, choices))})" if choices else "")
+                           + f" (default: {getattr(default, f.name)})")
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,8 +63,10 @@ def _merge_tricks(base: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
 
 
 def cmd_list(args) -> int:
-    kinds = [args.kind] if args.kind else [*ALL, "recipe"]
     _import_all()
+    if args.kind and args.kind not in (*ALL, "recipe"):
+        return _list_one(args.kind)
+    kinds = [args.kind] if args.kind else [*ALL, "recipe"]
     for kind in kinds:
         if kind == "recipe":
             _list_recipes()
@@ -71,6 +77,42 @@ def cmd_list(args) -> int:
             touches = f" [touches: {e.touches}]" if e.touches else ""
             print(f"  {e.name:26s} {e.summary}{touches}" + (f"  ({e.paper})" if e.paper else ""))
     return 0
+
+
+BUILDER_ARGS = {"role", "data_shape", "z_dim", "seed"}     # passed by gantricks, not set by the user
+
+
+def _list_one(name: str) -> int:
+    """``gantricks list NAME``: each component of that name with its options (type, default) and paper."""
+    from .recipes import RECIPES
+
+    found = [(kind, reg.get(name)) for kind, reg in ALL.items() if name in reg]
+    if not found and name not in RECIPES:
+        raise GantricksError(f"{name!r} is neither a kind ({', '.join([*ALL, 'recipe'])}) nor a component; "
+                             f"`gantricks list` names them all")
+    for kind, entry in found:
+        print(f"{kind} {entry.name}: {entry.summary}" + (f"  ({entry.paper})" if entry.paper else ""))
+        if entry.touches:
+            print(f"  touches: {entry.touches}")
+        options = {k: p for k, p in entry.options().items() if k not in BUILDER_ARGS}
+        if not options:
+            print("  options: none")
+        for key, param in options.items():
+            default = "required" if param.default is param.empty else f"default {param.default!r}"
+            print(f"  {key:22s} {_type_name(param.annotation):14s} {default}")
+        print(f"  use: {entry.name}" + (f":{next(iter(options))}=..." if options else ""))
+    if name in RECIPES:
+        settings = " ".join(f"{k}={v}" for k, v in RECIPES[name].items())
+        print(f"recipe {name}: {settings}")
+    return 0
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is inspect.Parameter.empty:
+        return "any"
+    if typing.get_origin(annotation) is typing.Literal:
+        return "|".join(map(str, typing.get_args(annotation)))
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 def _list_recipes() -> None:
@@ -123,6 +165,8 @@ def cmd_bench(args) -> int:
     only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
     if args.workers < 1:
         raise GantricksError(f"--workers must be >= 1, got {args.workers}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise GantricksError(f"--out {args.out} is a file, not a bench folder; choose another --out")
     run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only,
               protocol=args.protocol, device=args.device, settings=args.set or ())
     print((Path(args.out) / "report.md").read_text())
@@ -146,8 +190,12 @@ def cmd_eval(args) -> int:
     return 0
 
 
+SAMPLE_CHUNK = 10_000                 # samples made at a time by `gantricks sample` (gan.sample's default too)
+IN_MEMORY_LIMIT = 256 * 2 ** 20       # bytes of samples .pt and .png may hold whole; .npy streams any number
+PNG_LIMIT = 100_000                   # samples a .png may draw
+
+
 def cmd_sample(args) -> int:
-    import numpy as np
     import torch
 
     from . import plots
@@ -158,23 +206,62 @@ def cmd_sample(args) -> int:
         raise GantricksError(f"--out must end in .npy, .pt or .png, got {out.name!r}")
     if out.exists() and not args.overwrite:
         raise GantricksError(f"{out} exists; pass --overwrite to replace it")
+    if out.is_dir():
+        raise GantricksError(f"--out {out} is a folder; give a file name ending in .npy, .pt or .png")
     if args.n < 1:
         raise GantricksError(f"-n must be >= 1, got {args.n}")
     _, gan, sampler, _ = open_run(args.run, device=args.device)
-    x = gan.sample(args.n, generator=torch.Generator().manual_seed(args.seed)).cpu()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npy":
-        np.save(out, x.numpy())
-    elif out.suffix == ".pt":
-        torch.save(x, out)
-    elif x.dim() == 2 and x.shape[1] == 2:
-        plots.scatter(x, out, sampler.centers, title=f"{args.n} samples")
-    elif hasattr(plots, "image_grid") and x.dim() == 4:
-        plots.image_grid(x, out)
-    else:
-        raise GantricksError(f"cannot draw samples of shape {tuple(x.shape[1:])} as PNG; use .npy or .pt")
+    batches = gan.sample_batches(args.n, torch.Generator().manual_seed(args.seed), SAMPLE_CHUNK)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GantricksError(f"cannot create the folder of --out {out}: {err.strerror or err}") from None
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        if out.suffix == ".npy":
+            _stream_npy(batches, args.n, tmp)
+        else:
+            if out.suffix == ".png" and args.n > PNG_LIMIT:
+                raise GantricksError(f"a plot of {args.n} samples would be unreadable (and slow); draw at most "
+                                     f"{PNG_LIMIT}, or write .npy for any number")
+            first = next(batches).cpu()
+            size = first[:1].numel() * first.element_size() * args.n
+            if size > IN_MEMORY_LIMIT:
+                raise GantricksError(f"{args.n} samples take {size / 2 ** 20:.0f} MiB, too many to hold for "
+                                     f"{out.suffix}; write .npy, which is written {SAMPLE_CHUNK} samples at a time")
+            x = torch.cat([first, *(b.cpu() for b in batches)])
+            if out.suffix == ".pt":
+                torch.save(x, tmp)
+            elif x.dim() == 2 and x.shape[1] == 2:
+                plots.scatter(x, tmp.with_suffix(".png"), sampler.centers, title=f"{args.n} samples")
+                tmp = tmp.with_suffix(".png")
+            elif x.dim() == 4:
+                tmp = tmp.with_suffix(".png")
+                plots.image_grid(x, tmp)
+            else:
+                raise GantricksError(f"cannot draw samples of shape {tuple(x.shape[1:])} as PNG; use .npy or .pt")
+        os.replace(tmp, out)      # whole or not at all: a killed command leaves no half file under --out
+    except OSError as err:
+        raise GantricksError(f"cannot write {out}: {err.strerror or err}") from None
+    finally:
+        for t in (tmp, tmp.with_suffix(".png")):
+            if t.exists() and t != out:
+                t.unlink()
     print(str(out))
     return 0
+
+
+def _stream_npy(batches, n: int, path: Path) -> None:
+    """Samples into a ``.npy`` file batch by batch: the header from the first, each written as made."""
+    import numpy as np
+
+    first = next(batches).cpu().numpy()
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(first.dtype),
+                                                 "fortran_order": False, "shape": (n, *first.shape[1:])})
+        f.write(np.ascontiguousarray(first).tobytes())
+        for batch in batches:
+            f.write(np.ascontiguousarray(batch.cpu().numpy()).tobytes())
 
 
 def cmd_demo(args) -> int:
@@ -196,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="every registered dataset, net, loss, trick, scheme and metric, and the recipes")
-    p.add_argument("kind", nargs="?", choices=[*ALL, "recipe"], help="only this kind")
+    p.add_argument("kind", nargs="?", metavar="KIND|NAME",
+                   help=f"only this kind ({', '.join([*ALL, 'recipe'])}), or one component's options, their "
+                        f"types and defaults, and its paper (e.g. r1)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("train", help="train a GAN; writes a run folder")
@@ -212,10 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="the trick matrix: every cell on the mixtures over seeds; resumable")
     p.add_argument("--suite", default="mixtures",
                    help="mixtures (ring8 and grid25), ring8, grid25, or stacked-mnist (1,000 modes)")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=3, help="seeds per cell and dataset (default: %(default)s)")
     p.add_argument("--steps", type=int, default=None,
-                   help="G steps per run (default: the protocol's, 10,000 for collapse, else 20,000)")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
+                   help="training steps of each run (default: the protocol's, 10,000 for collapse, else 20,000)")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)),
+                   help="runs trained at once, one CPU thread each (default: the CPU count, %(default)s)")
     p.add_argument("--only", help="comma-separated cells (default: all, a recipe known by two names once; `gantricks list` and the report name them)")
     p.add_argument("--protocol", default=None,
                    help="mixtures: pacgan (PacGAN's nets and optimizer, the default), fast (3x128 nets) or "
@@ -225,33 +315,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a config setting over every cell's own, e.g. --set lr_decay_start=0.25 (repeatable); "
                         "its runs are kept apart from those without it")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="bench folder (results.jsonl, report.md, runs/); rerun to resume")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("diagnose", help="the flags a run raised, what to try, and plots of the signals")
-    p.add_argument("run")
+    p.add_argument("run", help="run folder")
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("eval", help="metrics of a run's newest checkpoint, as one JSON object")
-    p.add_argument("run")
+    p.add_argument("run", help="run folder")
     p.add_argument("--samples", type=int, default=None, help="samples to draw (default: the run's eval_samples)")
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=1234, help="noise seed (default: %(default)s, as in training)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: the run's)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("sample", help="draw samples from a run: .npy, .pt or .png")
-    p.add_argument("run")
-    p.add_argument("-n", type=int, default=2500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--device", default=None)
+    p.add_argument("run", help="run folder")
+    p.add_argument("-n", type=int, default=2500,
+                   help=f"samples (default: %(default)s); made {SAMPLE_CHUNK} at a time, so .npy takes any number")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
+    p.add_argument("--out", required=True, help="file: .npy (streamed), .pt, or .png (a scatter or image grid)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: the run's)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("demo", help="a baseline and a trick on ring8, with a table and plots")
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", default="runs/demo", help="demo folder (default: %(default)s)")
     p.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo's own)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -265,9 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.filterwarnings("default")
             return args.func(args)
-    except GantricksError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    except GantricksError as err:     # exit codes: errors.py (2 bad input, 3 non-finite, 128+N a signal)
+        print(f"{PROG}: {'stopped' if isinstance(err, Stopped) else 'error'}: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -53,15 +53,19 @@ class TrainConfig:
     compile: bool = False               # torch.compile G's and D's forward passes
     sync_bn: bool = False               # under torchrun: batch-norm statistics over the global batch of all processes
     on_nonfinite: Literal["stop", "rollback"] = "stop"   # NaN/inf: stop, or reload the last checkpoint at half the lr
-    progress: bool = True               # show a progress bar
+    progress: bool = True               # show a progress bar (plain lines when stderr is not a terminal)
+    threads: int = 1                    # CPU threads for torch (0: torch's default, one per core); 1 is fastest for small nets
 
     def __post_init__(self):
+        for f in fields(self):       # a bool is an int to Python, never a count to a user
+            if f.type in ("int", "float", int, float) and isinstance(getattr(self, f.name), bool):
+                raise ConfigError(f"{f.name} must be a number, got {getattr(self, f.name)}")
         for name in ("z_dim", "batch_size", "steps", "n_critic", "eval_samples", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.lr_decay_start < 1:
             raise ConfigError(f"lr_decay_start must be in [0, 1), got {self.lr_decay_start}")
-        for name in ("eval_every", "checkpoint_every", "read_every"):
+        for name in ("eval_every", "checkpoint_every", "read_every", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_g", "lr_d"):
@@ -107,9 +111,11 @@ def from_mapping(values: dict[str, Any], base: TrainConfig | None = None, source
 def load_toml(path: "str | Path", base: TrainConfig | None = None) -> TrainConfig:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config {path} is not UTF-8 text (byte {err.start}); TOML files are UTF-8") from None
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

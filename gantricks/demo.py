@@ -15,9 +15,11 @@ DEMO_SEEDS = 2
 
 def run_demo(out: Path, overwrite: bool = False, steps: int | None = None) -> int:
     """Run the demo cells on ring8 (2 seeds, both cores) and print the table."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a demo folder; refusing to replace it (choose another --out)")
     if out.exists() and any(out.iterdir()):
-        if not overwrite and not (out / "results.jsonl").exists():
-            raise ConfigError(f"{out} exists and is not a demo folder; pass --overwrite or another --out")
+        if not (out / "results.jsonl").exists():      # only a demo folder is ever replaced
+            raise ConfigError(f"{out} exists and is not a demo folder; choose another --out")
         if overwrite:
             shutil.rmtree(out)
     available = [c for c in DEMO_CELLS if c in cells()]

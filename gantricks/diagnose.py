@@ -5,11 +5,25 @@ from pathlib import Path
 
 from . import plots
 from .errors import ConfigError
-from .monitor import REMEDIES
+from .monitor import REMEDIES, Monitor
 from .train import RunDir
 
 SIGNALS = ["d_acc_real", "d_acc_fake", "d_gap", "grad_norm_d", "grad_norm_g", "d_loss", "g_loss"]
 EVAL_SIGNALS = ["diversity_ratio", "modes_covered", "high_quality_pct"]
+
+
+def _too_early(evaluations: int, steps: int) -> list[str]:
+    """What the monitor could not judge yet: a missing flag there is no evidence of health."""
+    notes = []
+    if evaluations < 2:
+        notes.append(f"too early to judge collapse: {evaluations} evaluation{'s' if evaluations != 1 else ''} so "
+                     f"far, and a partial collapse or mode hopping needs two running (more steps, or a smaller "
+                     f"eval_every)")
+    window = Monitor.window
+    if steps < window:
+        notes.append(f"too early to judge a winning discriminator or oscillation: {steps} steps logged, the "
+                     f"monitor's window is {window}")
+    return notes
 
 
 def diagnose(root: "str | Path") -> tuple[str, Path]:
@@ -32,6 +46,7 @@ def diagnose(root: "str | Path") -> tuple[str, Path]:
             lines.append(f"  {name}: {', '.join(REMEDIES[name])}")
     else:
         lines.append("  no flags: no collapse, winning discriminator, divergence or oscillation was seen")
+    lines += [f"  {note}" for note in _too_early(len(evals), last)]
     if evals and "modes_covered" in evals[-1]:
         e = evals[-1]
         parts = [f"{e['modes_covered']}/{e['modes']} modes"]

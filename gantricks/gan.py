@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import numbers
 import operator
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -23,7 +24,10 @@ from .schemes.base import Scheme
 from .tricks.base import StepContext, Trick, refuse_conflicts
 
 
-def build_tricks(specs: Iterable[Any]) -> list[Trick]:
+def build_tricks(specs: "Iterable[Any] | str") -> list[Trick]:
+    """Tricks from names, specs or objects; one name alone (``"spectral-norm"``) is one trick, not letters."""
+    if isinstance(specs, (str, dict, Spec, Trick)):
+        specs = [specs]
     out = []
     for spec in specs:
         out.append(spec if isinstance(spec, Trick) else trick_registry.build(spec))
@@ -73,6 +77,9 @@ class GAN:
             z_dim = getattr(generator, "z_dim", None)
             if z_dim is None and z_shape is None:
                 raise ConfigError("give z_dim, or a generator with a `z_dim` attribute")
+        for name, value in (("z_dim", z_dim), *((f"z_shape[{i}]", v) for i, v in enumerate(z_shape or ()))):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         self.z_shape = tuple(z_shape) if z_shape is not None else (int(z_dim),)
         self.z_dim = int(z_dim) if z_dim is not None else self.z_shape[0]
         if n_critic < 1:
@@ -111,9 +118,73 @@ class GAN:
                                      key=lambda t: t.order)
         self._d_input_tricks = sorted((t for t in self.tricks if type(t).d_inputs is not Trick.d_inputs),
                                       key=lambda t: t.order)
+        self._sample_shape = self._check_shapes()
         if compile:
             for module in self.modules.values():
                 module.compile()
+
+    def _check_shapes(self) -> tuple[int, ...] | None:
+        """One dry forward of G and D (eval mode, no grad, the RNG put back): a G that does not take
+        noise of ``z_shape``, makes samples of another shape than ``data_shape``, or a D that does not
+        take them is refused here with a line naming the side, not at the first step with torch's
+        shape error. Returns the shape of one sample (checked against the real batches)."""
+        if not getattr(self.scheme, "takes_noise", True):     # pix2pix: G translates images (it checks them)
+            return self.data_shape
+        G, D = self.G, self.D
+        modes = {m: m.training for m in (G, D)}
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        z = torch.randn(2, *self.z_shape, generator=torch.Generator().manual_seed(0)).to(self.device)
+        try:
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
+                for m in modes:
+                    m.eval()
+                try:
+                    fake = G(z)
+                except ConfigError:
+                    raise
+                except Exception as err:
+                    raise ConfigError(f"the generator does not take noise of shape (batch, "
+                                      f"{', '.join(map(str, self.z_shape))}) (z_dim={self.z_dim}): "
+                                      f"{_first_line(err)}; set z_dim to G's input size") from None
+                if not isinstance(fake, Tensor) or fake.dim() < 2 or fake.shape[0] != 2:
+                    raise ConfigError(f"the generator must return a tensor (batch, ...) of samples, got "
+                                      f"{tuple(fake.shape) if isinstance(fake, Tensor) else type(fake).__name__}"
+                                      f" for a batch of 2")
+                shape = tuple(fake.shape[1:])
+                if self.data_shape is not None and shape != self.data_shape:
+                    raise ConfigError(f"the generator makes samples of shape {shape}, but the data's samples have "
+                                      f"shape {self.data_shape}; change G's output to fit the data")
+                if any(hasattr(t, "discriminator_input_shape") for t in self.tricks):
+                    return shape      # D takes packed inputs: the trick checks it (pacgan)
+                try:
+                    logits = D(fake)
+                except ConfigError:
+                    raise
+                except Exception as err:
+                    raise ConfigError(f"the discriminator does not take the generator's samples of shape {shape}: "
+                                      f"{_first_line(err)}; change D's input to fit G's output") from None
+                if not isinstance(logits, Tensor) or logits.dim() < 1 or logits.shape[0] != 2:
+                    raise ConfigError(f"the discriminator must return one output per sample (batch, ...), got "
+                                      f"{tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__}"
+                                      f" for a batch of 2")
+        finally:
+            for m, was in modes.items():
+                m.train(was)
+        return shape
+
+    def _checked(self, next_real: Callable[[], Tensor]) -> Callable[[], Tensor]:
+        """``next_real`` whose batches must have G's sample shape: a batch of another width is named here."""
+        shape = self._sample_shape if getattr(self.scheme, "takes_noise", True) else None
+        if shape is None:
+            return next_real
+
+        def checked() -> Tensor:
+            batch = next_real()
+            if tuple(batch.shape[1:]) != shape:
+                raise ConfigError(f"a real batch of shape {tuple(batch.shape)} does not fit the generator's "
+                                  f"samples of shape {shape}: each real sample must have shape {shape}")
+            return batch
+        return checked
 
     # --- parts ---------------------------------------------------------------------
     @property
@@ -268,7 +339,7 @@ class GAN:
         return pending
 
     def _scheme_step(self, real: "Tensor | Iterator[Tensor] | Callable[[], Tensor]") -> "StepLogs":
-        next_real = _as_next(real, self.device)
+        next_real = self._checked(_as_next(real, self.device))
         for module in self.modules.values():
             module.train()
         self._pending = []
@@ -308,18 +379,33 @@ class GAN:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000) -> Tensor:
-        """``n`` samples from G in eval mode (the EMA copy where the ema trick is on)."""
+        """``n`` samples from G in eval mode (the EMA copy where the ema trick is on), drawn ``batch_size``
+        at a time (:meth:`sample_batches`), so that only the result is held whole."""
+        out = list(self.sample_batches(n, generator, batch_size))
+        return torch.cat(out) if out else torch.empty(0, *(self._sample_shape or ()), device=self.device)
+
+    def sample_batches(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000
+                       ) -> Iterator[Tensor]:
+        """``n`` samples as batches of at most ``batch_size``, each made when asked for: memory bounded by
+        one batch whatever ``n`` (``gantricks sample`` streams them to its file). The same seed gives
+        the same samples as :meth:`sample` with the same ``batch_size``."""
+        for name, value, least in (("n", n, 0), ("batch_size", batch_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise ConfigError(f"sample: {name} must be an integer >= {least}, got {value!r}")
+        return self._batches(int(n), generator, int(batch_size))     # checked now, made when iterated
+
+    def _batches(self, n: int, generator: torch.Generator | None, batch_size: int) -> Iterator[Tensor]:
         g = self.sampling_generator
-        was_training = g.training
-        g.eval()
-        try:
-            out = [self.scheme.generate(self, self.noise(min(batch_size, n - i), generator))
-                   for i in range(0, n, batch_size)]
-        finally:
-            g.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, device=self.device)
+        for i in range(0, n, batch_size):
+            was_training = g.training
+            g.eval()
+            try:
+                with torch.no_grad():
+                    batch = self.scheme.generate(self, self.noise(min(batch_size, n - i), generator))
+            finally:
+                g.train(was_training)
+            yield batch
 
     # --- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -422,6 +508,11 @@ def _total(terms: dict[str, Tensor], logs: dict[str, Tensor], name: str) -> tupl
     total = functools.reduce(operator.add, terms.values())   # not sum(): 0 + t would add a node to the graph
     logs = {**logs, **{k: v.detach() for k, v in terms.items()}, name: total.detach()}
     return total, logs
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
 
 
 def _module_device(module: nn.Module) -> torch.device:

@@ -11,8 +11,8 @@ Flags, raised at the step where the condition starts (once, until it clears):
 ``mode-collapse``      diversity below ``collapse_diversity`` of the data's, or
                        under half the modes covered while most samples are sharp,
                        or (known modes) the same modes without a single sharp
-                       sample at two evaluations running, where each mode should
-                       get ``dropped_expected`` or more (a partial collapse)
+                       sample at two evaluations running, more of them than
+                       chance allows (a partial collapse; the test is below)
 ``discriminator-wins`` D classifies real and fake almost perfectly over a window
                        (G's gradient signal is vanishing or useless)
 ``divergence``         a loss or gradient norm far above its running median, or
@@ -22,6 +22,17 @@ Flags, raised at the step where the condition starts (once, until it clears):
                        (the mode histogram changes by more than half between
                        evaluations)
 =====================  =========================================================
+
+The partial-collapse test. With ``n1`` and ``n2`` sharp samples at two evaluations running, the
+hypothesis "G still makes every mode, at no less than ``partial_share`` of an even share"
+gives each set of ``m`` modes a chance of at most ``(1 - partial_share·m/K)^(n1+n2)`` to be empty
+at both (the evaluations draw independent samples). Over all ``C(K, m)`` sets of ``m`` modes, ``m``
+or more modes empty at both has a chance of at most ``C(K, m)·(1 - partial_share·m/K)^(n1+n2)``
+(the union bound). The flag is raised when that bound is below ``partial_alpha``: so it needs no
+minimum count per mode, and fires on few sharp samples when they keep missing the same modes
+(ring8, 24 sharp samples of 2,500 at each evaluation, three modes empty at both: bound 0.003),
+while a mode that is rare rather than gone (half its share) or a lone empty mode among many
+(25 modes, 5 sharp samples each: 0.2) is not flagged.
 """
 from __future__ import annotations
 
@@ -57,6 +68,17 @@ class Flag:
                 "remedies": REMEDIES[self.name]}
 
 
+def partial_collapse_bound(m: int, k: int, sharp: int, share: float = 0.5) -> float:
+    """An upper bound on the chance that ``m`` or more of ``k`` modes get none of ``sharp`` samples (two
+    evaluations together), if each mode is made at ``share`` of an even share or more: the union bound
+    ``C(k, m)·(1 - share·m/k)^sharp`` (1.0 when ``m`` is 0). See the module docstring."""
+    if m <= 0 or k <= 0:
+        return 1.0
+    log_bound = math.lgamma(k + 1) - math.lgamma(m + 1) - math.lgamma(k - m + 1) \
+        + sharp * math.log1p(-min(share * m / k, 1.0 - 1e-12))
+    return min(1.0, math.exp(log_bound))
+
+
 def pairwise_diversity(x: Tensor, max_n: int = 1000) -> float:
     """Mean Euclidean distance between distinct samples (flattened), on at most ``max_n`` of them."""
     x = x.detach().flatten(1)[:max_n].double()
@@ -77,7 +99,8 @@ class Monitor:
     collapse_diversity: float = 0.3   # generated diversity / real diversity below this: collapse
     oscillation_ratio: float = 3.0    # swing of the D(real)-D(fake) gap over its noise level (x10)
     mode_hop_tv: float = 0.5          # total variation between successive mode histograms: hopping
-    dropped_expected: float = 20.0    # sharp samples a mode should get before its absence counts (P(0) ~ e^-20)
+    partial_share: float = 0.5        # a mode made at this fraction of an even share or more is not gone
+    partial_alpha: float = 0.01       # the chance bound under which modes empty twice are a partial collapse
     active: dict[str, Flag] = field(default_factory=dict)
     history: list[Flag] = field(default_factory=list)
 
@@ -88,7 +111,9 @@ class Monitor:
         self._medians: dict[str, float] = {}
         self._last_modes: np.ndarray | None = None
         self._empty: set[int] = set()     # modes with no sharp sample at the last evaluation
-        self._empty_step = 0              # the step of that evaluation
+        self._sharp = 0                   # its number of sharp samples
+        self._empty_step = 0              # the step of the evaluation since which the dropped modes are empty
+        self.partial_bound: float | None = None   # the last evaluation's chance bound (1.0: nothing to test)
 
     def _raise(self, name: str, step: int, detail: str, on: bool) -> list[Flag]:
         if on and name not in self.active:
@@ -132,14 +157,17 @@ class Monitor:
         return flags
 
     def _dropped(self, counts) -> list[int]:
-        """Modes empty now and at the last evaluation, where the sharp samples are many enough that an
-        empty mode is no accident (``dropped_expected`` or more expected in each)."""
-        if not counts or sum(counts) < self.dropped_expected * len(counts):
-            self._empty = set()
+        """Modes empty now and at the last evaluation, when more of them are empty at both than a G still
+        making every mode would leave by chance (:func:`partial_collapse_bound` under ``partial_alpha``)."""
+        if not counts:
+            self._empty, self._sharp, self.partial_bound = set(), 0, None
             return []
         empty = {k for k, c in enumerate(counts) if c == 0}
-        dropped, self._empty = sorted(empty & self._empty), empty
-        return dropped
+        both = sorted(empty & self._empty)
+        self.partial_bound = partial_collapse_bound(len(both), len(counts), self._sharp + sum(counts),
+                                                    self.partial_share)
+        self._empty, self._sharp = empty, sum(counts)
+        return both if both and self.partial_bound < self.partial_alpha else []
 
     def _oscillation(self) -> tuple[str, bool]:
         """Chunk means of the D(real)-D(fake) gap that swing far beyond their noise and keep reversing."""
@@ -170,8 +198,9 @@ class Monitor:
         dropped = self._dropped(counts)
         if dropped and not reasons:
             kind = "sharp sample" if sharp is not None else "sample"
-            reasons.append(f"{len(dropped)} of {len(counts)} modes have had no {kind} since the evaluation at "
-                           f"step {self._empty_step}, where each should get about {sum(counts) / len(counts):.0f}")
+            reasons.append(f"{len(dropped)} of {len(counts)} modes (modes {', '.join(map(str, dropped))}) have "
+                           f"had no {kind} since the evaluation at step {self._empty_step}, while the others "
+                           f"had some: a chance of at most {self.partial_bound:.1g} for a G that still makes them")
         if counts and not dropped:
             self._empty_step = step
         flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))

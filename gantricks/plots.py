@@ -47,7 +47,8 @@ def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", tit
         pts = [(r["step"], r[key]) for r in records if key in r and r[key] is not None]
         if pts:
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, lw=1)
+            # markers where the points are few: one evaluation is one point, which a bare line never draws
+            ax.plot(xs, ys, lw=1, marker="o" if len(pts) <= 50 else None, ms=3)
         for step, label in marks:
             ax.axvline(step, color=FLAG_COLORS.get(label, "#7f7f7f"), lw=0.8, ls="--", label=label)
         ax.set_ylabel(key, fontsize=8)

@@ -189,6 +189,9 @@ def coerce(what: str, annotation: Any, raw: Any) -> Any:
             return False
         raise ConfigError(f"{what} must be true or false, got {raw!r}")
     if annotation in (int, float, str):
+        if isinstance(raw, bool) and annotation is not str:     # TOML true is no number (bool is an int in Python)
+            kind = "an integer" if annotation is int else "a number"
+            raise ConfigError(f"{what} must be {kind}, got {str(raw).lower()}")
         if annotation is int and isinstance(raw, float) and not raw.is_integer():
             raise ConfigError(f"{what} must be an integer, got {raw!r}")
         try:

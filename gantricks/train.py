@@ -8,13 +8,19 @@ A run folder holds::
     metrics.jsonl      one JSON object per logged step ("kind": "train") or evaluation ("kind": "eval")
     tb/                TensorBoard event files
     plots/             sample scatters (2D data) and metric curves
-    checkpoints/       step-NNNNNNNN.pt, the newest few
+    checkpoints/       step-NNNNNNNN.pt, the newest few (NAME.rejected: one that could not be loaded)
+    .lock              held (flock) by the process training in the folder; it names that process's pid
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import shutil
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +34,12 @@ from .checkpoint import list_checkpoints, load_latest, save_checkpoint
 from .config import TrainConfig, load_toml, to_toml
 from .data.sources import Sampler
 from .distributed import init_from_env, shutdown
-from .errors import ConfigError, NonFiniteError
+from .errors import ConfigError, GantricksError, NonFiniteError, Stopped
 from .gan import GAN, StepLogs
 from .metrics import mixture_coverage
 from .metrics.images import dataset_image_metrics
 from .monitor import Monitor
+from .runlock import LOCK_NAME, RunLock
 
 EVAL_SEED = 1234                      # evaluations draw noise from their own generator
 MAX_ROLLBACKS = 3
@@ -41,7 +48,7 @@ EVAL_CURVES = ("modes_covered", "high_quality_pct", "reverse_kl", "kl_to_uniform
                "recall", "density", "coverage")     # eval metrics drawn in plots/metrics.png, where present
 RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
                      "device", "on_nonfinite", "precision", "compile", "sync_bn", "read_every",
-                     "sample_plots"}
+                     "sample_plots", "threads"}
 
 
 @dataclass(frozen=True)
@@ -124,32 +131,56 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
     then be None (the saved one) or differ from the saved one only in ``steps``,
     logging, checkpointing and device fields.
 
+    The folder is locked for the run (:mod:`gantricks.runlock`): a second process is refused.
+    A new run that fails before its first step leaves nothing behind, and ``overwrite``
+    clears the old run only once the new one is built. SIGTERM or SIGINT writes a
+    checkpoint at the current step and raises :class:`Stopped` (a second signal exits at once).
+
     Launched by ``torchrun`` (``WORLD_SIZE`` > 1) the run is data parallel: each process
     trains on its slice of every batch, and rank 0 alone writes the folder
     (:mod:`gantricks.distributed`).
     """
     run = RunDir(Path(out))
-    state = None
     if resume:
         if not run.config.exists():
             raise ConfigError(f"nothing to resume in {out} (no config.toml)")
         config = _resumed_config(load_toml(run.config), config or load_toml(run.config))
-        if list_checkpoints(run.checkpoints):
-            _, state = load_latest(run.checkpoints)
     elif config is None:
         raise ConfigError("a new run needs a config")
     world = init_from_env(resolve_device(config.device))
+    lock, made, threads, ours, old_run = None, [], torch.get_num_threads(), False, False
+    trained = {"steps": 0}            # steps this process has trained (a failure before the first cleans up)
     try:
         if config.batch_size % world.size:
             raise ConfigError(f"batch_size {config.batch_size} is the global batch and must split evenly over "
                               f"{world.size} processes")
         if world.is_main:
             if not resume:
-                _claim(run, overwrite)
-            run.root.mkdir(parents=True, exist_ok=True)
+                _refuse_file(run)
+                made = _missing_dirs(run.root)
+            lock = RunLock.acquire(run.root)     # first: a live run is named as such, whatever else is there
+            try:
+                old_run = _check_claim(run, overwrite) if not resume else False
+            except GantricksError:
+                lock.release(remove=lock.created)
+                for d in made:
+                    d.rmdir()
+                raise
+            lock.write_pid()
+            ours = not resume and not old_run        # every entry the folder will hold is this run's
         world.barrier()               # no rank starts while rank 0 may still be clearing the folder
+        if config.threads and resolve_device(config.device).type == "cpu":
+            torch.set_num_threads(config.threads)
+        state = None
+        if resume and list_checkpoints(run.checkpoints):
+            _, state = load_latest(run.checkpoints, set_aside=world.is_main)
+            if int(state["step"]) > config.steps:
+                raise ConfigError(f"the run in {out} is already at step {int(state['step'])}; --steps "
+                                  f"{config.steps} would end before it (steps counts from the start of the "
+                                  f"run); give more steps to continue it")
         sampler = data if data is not None else build_data(config)
         gan = build_gan(config, sampler.shape)
+        _check_batch(config, gan, world.size)
         if world.active:
             gan.distribute(world, sync_batchnorm=config.sync_bn)
         if state is not None:         # every rank loads the same checkpoint
@@ -158,11 +189,21 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
         if world.is_main:
             if resume:
                 run.truncate_records(gan.step_count)
+            elif old_run:
+                _clear(run)           # the old run goes only now that the new one is built
+                ours = True
             _atomic_write(run.config, to_toml(config))
-        final = _loop(config, run, gan, sampler, on_step)
+        final = _loop(config, run, gan, sampler, on_step, trained)
         world.barrier()
         return final
+    except BaseException:
+        if world.is_main and ours and trained["steps"] == 0:
+            _remove_unstarted(run, made, lock)
+        raise
     finally:
+        if lock is not None:
+            lock.release()
+        torch.set_num_threads(threads)
         shutdown(world)
 
 
@@ -176,15 +217,15 @@ def lr_factor(config: TrainConfig, step: int) -> float:
     return 1.0 if t < start else max(0.0, (1.0 - t) / (1.0 - start))
 
 
-def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step) -> dict[str, Any]:
+def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
+          trained: dict | None = None) -> dict[str, Any]:
     from torch.utils.tensorboard import SummaryWriter
-    from tqdm.auto import tqdm
 
     main = gan.world.is_main          # in a data-parallel run only rank 0 logs, evaluates and saves
+    trained = trained if trained is not None else {"steps": 0}
     writer = SummaryWriter(str(run.tb), purge_step=gan.step_count + 1 if gan.step_count else None) if main \
         else _Silent()
-    bar = tqdm(total=config.steps, initial=gan.step_count, disable=not (config.progress and main),
-               dynamic_ncols=True, desc=run.root.name, unit="step")
+    bar = _progress(config, gan.step_count, run.root.name, config.progress and main)
     next_real = lambda: gan.world.shard(sampler(config.batch_size))  # noqa: E731  (the global batch, this rank's slice)
     monitor = Monitor()
     rollbacks, final, last_eval, logs = 0, {}, {}, {}
@@ -217,12 +258,28 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                     emit(flags, at)
         return held
 
+    def save(step: int) -> Path:
+        log.flush()
+        return save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
+                                                       "step": step, "config": config.to_dict()},
+                               keep=config.keep_checkpoints)
+
     t0, cpu0 = time.perf_counter(), time.process_time()
+    stop = _StopRequest(enabled=not gan.world.active)   # under torchrun, torchrun owns the signals
     try:
+        stop.install()
         while gan.step_count < config.steps:
+            if stop.signum is not None:   # asked to stop: read what is pending, save, and say where
+                done, pending = pending, []
+                take(done)
+                path = save(gan.step_count) if main else None
+                raise Stopped(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step "
+                              f"{gan.step_count}" + (f"; checkpoint {path.name} written, continue with "
+                                                     f"--resume" if path else ""))
             if config.lr_decay != "none":
                 gan.set_lr_factor(lr_factor(config, gan.step_count))
-            pending.append(gan.step_deferred(next_real))
+            pending.append(gan.step_deferred(next_real) if trained["steps"] else _first_step(gan, next_real, config))
+            trained["steps"] += 1
             step = gan.step_count
             is_last = step == config.steps
             evaluating = is_last or (config.eval_every and step % config.eval_every == 0)
@@ -255,14 +312,12 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step)
                     _plot_samples(run, writer, step, samples, sampler, last_eval)
                 emit(flags, step)
             if saving:
-                log.flush()
-                save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
-                                                        "step": step, "config": config.to_dict()},
-                                keep=config.keep_checkpoints)
+                save(step)
             if is_last or step % config.log_every < len(done):     # a logged step was read
                 bar.set_postfix(_postfix(logs, last_eval), refresh=False)
         final = {"step": gan.step_count, **last_eval}
     finally:
+        stop.restore()
         if pending and main:          # stopped by something else (an error, Ctrl-C): keep what the steps logged
             try:
                 take(pending)
@@ -374,14 +429,152 @@ def _resumed_config(saved: TrainConfig, given: TrainConfig) -> TrainConfig:
     return given
 
 
-def _claim(run: RunDir, overwrite: bool) -> None:
-    if run.root.exists() and (not run.root.is_dir() or any(run.root.iterdir())):
+def _check_claim(run: RunDir, overwrite: bool) -> bool:
+    """Refuse ``--out`` unless it is new, empty, or (with ``overwrite``) a gantricks run folder;
+    True when it holds an old run, to clear once the new one is built.
+
+    Nothing that is not a run folder is ever replaced: not a file, not a folder of someone's work.
+    """
+    _refuse_file(run)
+    if run.root.is_dir() and any(p.name != LOCK_NAME for p in run.root.iterdir()):
         if not overwrite:
             raise ConfigError(f"run folder {run.root} already exists; pass --resume to continue it "
                               f"or --overwrite to replace it")
-        if run.root.is_dir() and not run.config.exists() and not list_checkpoints(run.checkpoints):
+        if not run.config.exists() and not list_checkpoints(run.checkpoints):
             raise ConfigError(f"{run.root} is not a gantricks run folder; refusing to overwrite it")
-        shutil.rmtree(run.root) if run.root.is_dir() else run.root.unlink()
+        return True
+    return False
+
+
+def _refuse_file(run: RunDir) -> None:
+    if run.root.exists() and not run.root.is_dir():
+        raise ConfigError(f"--out {run.root} is a file, not a run folder; refusing to replace it "
+                          f"(choose another --out)")
+
+
+def _clear(run: RunDir) -> None:
+    """Empty a run folder being overwritten, keeping the lock this process holds on it."""
+    for p in run.root.iterdir():
+        if p.name != LOCK_NAME:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def _missing_dirs(root: Path) -> list[Path]:
+    """``root`` and those of its parents that do not exist yet, deepest first: what this run creates."""
+    missing = []
+    for p in [root, *root.parents]:
+        if p.exists():
+            break
+        missing.append(p)
+    return missing
+
+
+def _remove_unstarted(run: RunDir, made: list[Path], lock: RunLock) -> None:
+    """A new run that failed before its first step: remove what it wrote, so the same command can be
+    run again without --overwrite. Its folder's entries are all its own (the folder was new, empty, or
+    a run being overwritten); folders it created go too, others stay."""
+    try:
+        for p in run.root.iterdir():
+            if p.name != LOCK_NAME:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
+        lock.release(remove=True)
+        for d in made:
+            d.rmdir()
+    except OSError:
+        pass
+
+
+def _check_batch(config: TrainConfig, gan: GAN, world_size: int) -> None:
+    """Batch norm cannot normalise over one sample: say so before the first step fails inside torch."""
+    per_rank = config.batch_size // world_size
+    if per_rank < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                            for net in gan.modules.values() for m in net.modules()):
+        raise ConfigError(f"batch_size {config.batch_size} gives {per_rank} sample per process, but the nets have "
+                          f"batch norm, which needs 2 or more; use a larger --batch-size or nets without batch norm")
+
+
+def _first_step(gan: GAN, next_real, config: TrainConfig) -> StepLogs:
+    """The first step of this process, where a batch too large for memory shows: one line naming the
+    setting instead of torch's allocation traceback. Any other error passes through as it is (shapes
+    and batch norm are checked before; what is left would be a bug to read in full)."""
+    try:
+        return gan.step_deferred(next_real)
+    except (RuntimeError, MemoryError) as err:
+        text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        if not (isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", text)
+        what = f"a step asked for {int(asked.group(1)) / 2 ** 30:.1f} GiB" if asked else text[:200]
+        raise ConfigError(f"not enough memory for one training step at batch_size {config.batch_size} "
+                          f"({what}); use a smaller --batch-size") from None
+
+
+class _StopRequest:
+    """SIGTERM and SIGINT set ``signum`` for the loop to save and stop at the next step; a second one
+    exits at once (Ctrl-C raises KeyboardInterrupt, SIGTERM takes its default action)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, enabled: bool = True):
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+
+    def install(self) -> None:
+        if self.enabled:
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            return
+        self.restore()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+class _Lines:
+    """Progress as plain lines, about 20 a run, for a log file: a terminal's \\r updates would make
+    one huge line there. Stands in for tqdm (``update``, ``set_postfix``, ``write``, ``n``)."""
+
+    def __init__(self, total: int, initial: int, desc: str, out=None):
+        self.total, self.n, self.desc, self.out = total, initial, desc, out or sys.stderr
+        self.every = max(1, total // 20)
+        self._next = (initial // self.every + 1) * self.every
+        self._postfix: dict[str, str] = {}
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        if self.n >= self._next or self.n >= self.total:
+            self._next = (self.n // self.every + 1) * self.every
+            extra = " ".join(f"{key}={value}" for key, value in self._postfix.items())
+            self.write(f"{self.desc}: step {self.n}/{self.total}" + (f" {extra}" if extra else ""))
+
+    def set_postfix(self, values: dict, refresh: bool = False) -> None:
+        self._postfix = dict(values)
+
+    def write(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(config: TrainConfig, initial: int, desc: str, enabled: bool):
+    """A tqdm bar on a terminal, plain lines when stderr is a file, nothing when disabled."""
+    from tqdm.auto import tqdm
+
+    if enabled and not sys.stderr.isatty():
+        return _Lines(config.steps, initial, desc)
+    return tqdm(total=config.steps, initial=initial, disable=not enabled, dynamic_ncols=True, desc=desc, unit="step")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -272,7 +272,9 @@ def test_mrgan_builds_an_encoder_from_data_shape_and_z_shape():
     G, D = tiny_nets(z_dim=3)
     gan = gt.GAN(G, D, z_dim=3, scheme="mrgan", data_shape=(2,))
     assert gan.modules["E"](torch.randn(5, 2)).shape == (5, 3) and "E" in gan.optimizers
-    image_gan = gt.GAN(nn.Linear(4, 3 * 8 * 8), D, z_dim=4, scheme="mdgan", data_shape=(3, 8, 8))
+    image_G = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Unflatten(1, (3, 8, 8)))     # nets that fit the images:
+    image_D = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 1))                   # the GAN checks them
+    image_gan = gt.GAN(image_G, image_D, z_dim=4, scheme="mdgan", data_shape=(3, 8, 8))
     assert image_gan.modules["E"](torch.randn(2, 3, 8, 8)).shape == (2, 4)
     assert "D_diffusion" in image_gan.optimizers
     with pytest.raises(ConfigError, match="data_shape"):

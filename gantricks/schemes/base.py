@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 class Scheme:
     name: str = ""
+    takes_noise: bool = True      # G maps noise to samples (False: pix2pix's G translates images)
 
     def validate(self, gan: "GAN") -> None:
         pass

@@ -53,6 +53,7 @@ class Pix2Pix(Scheme):
     """
 
     name = "pix2pix"
+    takes_noise = False            # G translates inputs A; validate checks it on them
     paired_data = True             # it needs (A, B) pairs: not a cell of the unpaired benchmarks
     POOL = 64                      # inputs kept for gan.sample (and checkpoints: keep it small)
 
