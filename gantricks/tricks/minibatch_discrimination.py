@@ -49,6 +49,7 @@ runs with ``create_graph``.
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 import torch.distributed as dist
@@ -86,7 +87,7 @@ def _neg_log2_kernel(M: Tensor) -> Tensor:
     U = (U - U.mean(dim=2, keepdim=True)).mul_(2 * _LOG2E).contiguous()
     half_sum = U.sum(dim=1).mul_(-0.5)                                # (B, N)
     acc = half_sum[:, :, None] + half_sum[:, None, :]
-    tmp = torch.empty_like(acc)
+    tmp = _scratch(acc)
     for c in range(U.shape[1]):
         u = U[:, c]
         acc.add_(torch.minimum(u[:, :, None], u[:, None, :], out=tmp))
@@ -102,6 +103,18 @@ def _kernel(M: Tensor, include_self: bool) -> Tensor:
     K = _neg_log2_kernel(M).clamp_(min=_MIN_EXPONENT).exp2_()
     K.diagonal(dim1=1, dim2=2).fill_(1.0 if include_self else 0.0)   # exact: exp(0) = 1
     return K
+
+
+_scratch_space = threading.local()
+
+
+def _scratch(like: Tensor) -> Tensor:
+    """A (B, N, N) work tensor like ``like``, kept between calls (per thread, the last shape only): a fresh
+    4 MB tensor per call costs a CPU its page faults again. It never leaves the function that asks for it."""
+    key = (like.shape, like.dtype, like.device)
+    if getattr(_scratch_space, "key", None) != key:
+        _scratch_space.key, _scratch_space.tensor = key, torch.empty_like(like)
+    return _scratch_space.tensor
 
 
 class _Closeness(torch.autograd.Function):
@@ -127,7 +140,7 @@ class _Closeness(torch.autograd.Function):
         if K is None:
             K = _kernel(M, ctx.include_self)
         g = grad.T.contiguous()                                       # (B, N)
-        tmp = torch.empty_like(K)
+        tmp = _scratch(K)
         W = K.mul_(torch.add(g[:, :, None], g[:, None, :], out=tmp))
         X = M.permute(1, 2, 0).contiguous()                           # (B, C, N)
         out = torch.empty(X.shape[1], X.shape[0], X.shape[2], dtype=X.dtype, device=X.device)
