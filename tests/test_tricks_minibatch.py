@@ -56,6 +56,18 @@ def test_kernel_closeness_gradients_equal_autograd_of_the_plain_formula(include_
     assert torch.autograd.gradgradcheck(lambda v: kernel_closeness(v, include_self), (M,))
 
 
+def test_kernel_closeness_third_derivative_equals_autograd_of_the_plain_formula():
+    """The double backward's own backward falls back on autograd through the plain gradient formula."""
+    M = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    g, h = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, 3, dtype=torch.float64)
+
+    def third(closeness):
+        first = torch.autograd.grad((closeness(M) * g).sum(), M, create_graph=True)[0]
+        second = torch.autograd.grad((first * h).sum(), M, create_graph=True)[0]
+        return torch.autograd.grad(second.pow(2).sum(), M)[0]
+    torch.testing.assert_close(third(kernel_closeness), third(lambda m: plain_closeness(m, False)))
+
+
 def test_kernel_closeness_of_duplicates_and_of_far_apart_samples():
     """A collapsed batch: every pair at distance 0 (o = N - 1, no gradient through the kinks, as autograd's
     abs); pairs far apart: o = 0 up to the kernel's floor (5e-20 a pair), float32 without NaNs."""

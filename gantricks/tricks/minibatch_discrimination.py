@@ -117,8 +117,30 @@ def _scratch(like: Tensor) -> Tensor:
     return _scratch_space.tensor
 
 
+def _weighted_sign_sums(X: Tensor, W: Tensor) -> Tensor:
+    """``(C, B, N)``: Σ_j W_ij sign(X_{b,c,j} - X_{b,c,i}) for X ``(B, C, N)`` and W ``(B, N, N)``, one
+    dimension c at a time in the scratch tensor."""
+    tmp = _scratch(W)
+    out = torch.empty(X.shape[1], X.shape[0], X.shape[2], dtype=X.dtype, device=X.device)
+    for c in range(X.shape[1]):
+        x = X[:, c]
+        torch.sub(x[:, None, :], x[:, :, None], out=tmp).sign_().mul_(W)
+        torch.sum(tmp, dim=2, out=out[c])
+    return out
+
+
+def _pair_weights(K: Tensor, grad: Tensor, out: Tensor | None = None) -> Tensor:
+    """w_ij = (g_i + g_j) K_ij ``(B, N, N)`` for the gradient of o ``(N, B)``; written over ``out`` if given."""
+    g = grad.T.contiguous()
+    both = torch.add(g[:, :, None], g[:, None, :], out=_scratch(K))
+    return torch.mul(K, both, out=out) if out is not None else K * both
+
+
 class _Closeness(torch.autograd.Function):
-    """o ``(N, B)`` from M ``(N, B, C)``: o_ib = Σ_j exp(-‖M_ib - M_jb‖_1), j = i left out or not."""
+    """o ``(N, B)`` from M ``(N, B, C)``: o_ib = Σ_j exp(-‖M_ib - M_jb‖_1), j = i left out or not.
+
+    Its gradient: the pair (i, j) enters o_i and o_j, so with w_ij = (g_i + g_j) K_ij,
+    ∂L/∂M_ibc = -Σ_j w_ij sign(M_ibc - M_jbc) (the diagonal has sign 0)."""
 
     @staticmethod
     def forward(ctx, M: Tensor, include_self: bool) -> Tensor:
@@ -126,29 +148,53 @@ class _Closeness(torch.autograd.Function):
         o = K.sum(dim=2).T
         ctx.save_for_backward(M)
         ctx.include_self = include_self
-        ctx.K = K if ctx.needs_input_grad[0] else None   # the backward overwrites it (see there)
+        ctx.K = K if ctx.needs_input_grad[0] else None
         return o
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         M, = ctx.saved_tensors
-        if torch.is_grad_enabled():          # create_graph: a graph of the gradient is wanted
-            return _closeness_grad_reference(M, grad), None
-        # the pair (i, j) enters o_i and o_j: with w_ij = (g_i + g_j) K_ij,
-        # ∂L/∂M_ibc = -Σ_j w_ij sign(M_ibc - M_jbc) (the diagonal has sign 0)
-        K, ctx.K = ctx.K, None               # W is written over K; a second backward recomputes it
-        if K is None:
-            K = _kernel(M, ctx.include_self)
-        g = grad.T.contiguous()                                       # (B, N)
-        tmp = _scratch(K)
-        W = K.mul_(torch.add(g[:, :, None], g[:, None, :], out=tmp))
+        K = ctx.K if ctx.K is not None else _kernel(M, ctx.include_self)
+        ctx.K = None         # K goes to _ClosenessGrad or is overwritten by w here; another backward recomputes it
+        if torch.is_grad_enabled():          # create_graph: the gradient must be differentiable
+            return _ClosenessGrad.apply(M, grad, K), None
         X = M.permute(1, 2, 0).contiguous()                           # (B, C, N)
-        out = torch.empty(X.shape[1], X.shape[0], X.shape[2], dtype=X.dtype, device=X.device)
+        return _weighted_sign_sums(X, _pair_weights(K, grad, out=K)).permute(2, 1, 0), None
+
+
+class _ClosenessGrad(torch.autograd.Function):
+    """The gradient of :class:`_Closeness`, F_ic = -Σ_j (g_i + g_j) K_ij s_ijc with s_ijc = sign(M_ic - M_jc)
+    (per kernel b), as a function of M and g, for double backward (gradient penalties, exact unrolling).
+
+    Its gradient, for an upstream H ``(N, B, C)``, with A_ij = Σ_c s_ijc (H_ic - H_jc) (s has derivative 0):
+    ∂L/∂g_i = -Σ_j K_ij A_ij and ∂L/∂M_ic = Σ_j (g_i + g_j) K_ij A_ij s_ijc (K varies with M)."""
+
+    @staticmethod
+    def forward(ctx, M: Tensor, grad: Tensor, K: Tensor) -> Tensor:
+        ctx.save_for_backward(M, grad, K)
+        X = M.permute(1, 2, 0).contiguous()
+        return _weighted_sign_sums(X, _pair_weights(K, grad)).permute(2, 1, 0)
+
+    @staticmethod
+    def backward(ctx, H: Tensor):
+        M, grad, K = ctx.saved_tensors
+        if torch.is_grad_enabled():          # a third derivative: autograd through the plain formula
+            wrt = [t for t, needed in zip((M, grad), ctx.needs_input_grad) if needed]
+            with torch.enable_grad():
+                got = iter(torch.autograd.grad(_closeness_grad_reference(M, grad), wrt, H, create_graph=True))
+            return tuple(next(got) if needed else None for needed in ctx.needs_input_grad[:2]) + (None,)
+        X = M.permute(1, 2, 0).contiguous()                           # (B, C, N)
+        Hx = H.permute(1, 2, 0).contiguous()
+        A = torch.zeros_like(K)
+        s, dH = torch.empty_like(K), _scratch(K)
         for c in range(X.shape[1]):
-            x = X[:, c]
-            torch.sub(x[:, None, :], x[:, :, None], out=tmp).sign_().mul_(W)   # sign(M_j - M_i) w_ij
-            torch.sum(tmp, dim=2, out=out[c])
-        return out.permute(2, 1, 0), None
+            x, h = X[:, c], Hx[:, c]
+            torch.sub(x[:, :, None], x[:, None, :], out=s).sign_()
+            A.addcmul_(s, torch.sub(h[:, :, None], h[:, None, :], out=dH))
+        KA = A.mul_(K)
+        d_grad = KA.sum(dim=2).T.neg()
+        d_M = _weighted_sign_sums(X, _pair_weights(KA, grad, out=KA)).neg_().permute(2, 1, 0)
+        return d_M, d_grad, None
 
 
 def _closeness_grad_reference(M: Tensor, grad: Tensor) -> Tensor:
