@@ -274,8 +274,9 @@ class MinibatchDiscrimination(nn.Module):
     def initialize(self, x: Tensor) -> None:
         """The authors' data-dependent initialisation on the batch ``x``: each kernel's scale so that the
         mean nearest-neighbour L1 distance is 2, then the bias to minus the mean feature. Needs two samples
-        or more (else nothing happens); under torch.distributed the statistics are averaged over the ranks."""
-        if x.shape[0] < 2:
+        or more (else nothing happens); under torch.distributed the statistics are averaged over the ranks
+        (a rank with a single sample takes the others')."""
+        if x.shape[0] < 2 and not _distributed():
             return
         x, T = _at_least_fp32(x.detach()), _at_least_fp32(self.projection())
         A, B, C = T.shape
@@ -299,12 +300,18 @@ def _at_least_fp32(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def _mean_over_ranks(t: Tensor) -> Tensor:
-    if dist.is_available() and dist.is_initialized():
-        t = t.clone()
-        dist.all_reduce(t)
-        t /= dist.get_world_size()
-    return t
+    """The mean over the ranks of the finite values (a rank without a nearest neighbour has inf)."""
+    if not _distributed():
+        return t
+    finite = torch.isfinite(t)
+    both = torch.stack([torch.where(finite, t, torch.zeros_like(t)), finite.to(t.dtype)])
+    dist.all_reduce(both)
+    return torch.where(both[1] > 0, both[0] / both[1].clamp_min(1), torch.full_like(t, float("inf")))
 
 
 @register_trick("minibatch-discrimination", paper="Salimans et al. 2016, arXiv:1606.03498, §3.2",
