@@ -1,6 +1,8 @@
 """Minibatch discrimination and minibatch standard deviation, and how they enter any D."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from _modes_util import one_thread  # noqa: F401  (autouse fixture)
@@ -160,6 +162,27 @@ def test_init_happens_once_is_saved_and_a_reload_does_not_redo_it(monkeypatch):
     resumed.load_state_dict(MinibatchDiscrimination(6, 4, 3).state_dict())
     resumed(other)
     assert len(calls) == 1
+
+
+def test_a_resumed_gan_keeps_its_initialisation_and_steps_like_the_original():
+    """gan.state_dict -> a fresh GAN: the flag comes along, the first step does not re-initialise,
+    and the resumed GAN takes the same step as the original."""
+    def make():
+        torch.manual_seed(1)
+        return gt.GAN(*tiny_nets(width=16), z_dim=2, tricks=["minibatch-discrimination:kernels=6"])
+    gan, data = make(), [torch.randn(16, 2) for _ in range(3)]
+    gan.step(data[0])
+    state = copy.deepcopy(gan.state_dict())          # (it shares the live tensors)
+    for x in data[1:]:
+        gan.step(x)
+    resumed = make()
+    assert not bool(resumed.D[4][0].initialized)
+    resumed.load_state_dict(state)                    # and the RNG state of the save
+    assert bool(resumed.D[4][0].initialized)
+    for x in data[1:]:
+        resumed.step(x)
+    for (name, p), q in zip(gan.D.named_parameters(), resumed.D.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
 
 
 def test_unrolled_scheme_with_the_authors_form():
