@@ -164,6 +164,14 @@ def test_init_happens_once_is_saved_and_a_reload_does_not_redo_it(monkeypatch):
     assert len(calls) == 1
 
 
+def test_a_state_of_the_other_form_is_refused_with_the_option_to_use():
+    simple, authors = MinibatchDiscrimination(6, 4, 3, form="simple"), MinibatchDiscrimination(6, 4, 3)
+    with pytest.raises(RuntimeError, match="saved with form=simple.*minibatch-discrimination:form=simple"):
+        authors.load_state_dict(simple.state_dict())
+    with pytest.raises(RuntimeError, match="saved with form=authors"):
+        simple.load_state_dict(authors.state_dict())
+
+
 def test_a_resumed_gan_keeps_its_initialisation_and_steps_like_the_original():
     """gan.state_dict -> a fresh GAN: the flag comes along, the first step does not re-initialise,
     and the resumed GAN takes the same step as the original."""

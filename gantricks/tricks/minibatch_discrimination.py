@@ -279,6 +279,16 @@ class MinibatchDiscrimination(nn.Module):
         o = minibatch_features(x, self.projection(), self.include_self) + self.bias
         return torch.cat([x, o.to(x.dtype)], dim=1)
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        saved = "simple" if prefix + "T" in state_dict else "authors" if prefix + "V" in state_dict else self.form
+        if saved != self.form:     # e.g. a checkpoint from before the authors' form became the default
+            error_msgs.append(f"minibatch-discrimination: the state was saved with form={saved}, this layer has "
+                              f"form={self.form}; build it with minibatch-discrimination:form={saved}")
+            return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     def _needs_init(self) -> bool:
         if self._known_initialized:
             return False
