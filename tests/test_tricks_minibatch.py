@@ -1,6 +1,8 @@
 """Minibatch discrimination and minibatch standard deviation, and how they enter any D."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from _modes_util import one_thread  # noqa: F401  (autouse fixture)
@@ -12,7 +14,8 @@ from gantricks.build import build_gan
 from gantricks.config import TrainConfig
 from gantricks.errors import ConfigError
 from gantricks.registry import tricks
-from gantricks.tricks.minibatch_discrimination import MinibatchDiscrimination, minibatch_features
+from gantricks.tricks.minibatch_discrimination import (MinibatchDiscrimination, kernel_closeness, minibatch_features,
+                                                       nearest_neighbour_distances)
 from gantricks.tricks.minibatch_stddev import MinibatchStdDev, minibatch_stddev
 
 
@@ -33,8 +36,55 @@ def test_minibatch_features_equal_a_loop_over_sample_pairs(include_self):
     torch.testing.assert_close(minibatch_features(f, T, include_self), expected)
 
 
-def test_minibatch_feature_of_one_sample_depends_on_the_others():
-    layer = MinibatchDiscrimination(4, kernels=5, kernel_dim=3, init_std=0.3)
+def plain_closeness(M: torch.Tensor, include_self: bool) -> torch.Tensor:
+    """o for M (N, B, C) written plainly, (N, N, B, C) differences and all, for autograd to differentiate."""
+    o = torch.exp(-(M[:, None] - M[None, :]).abs().sum(dim=3)).sum(dim=1)
+    return o if include_self else o - 1
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+def test_kernel_closeness_gradients_equal_autograd_of_the_plain_formula(include_self):
+    """The custom backward (and the differentiable one taken under create_graph) against autograd."""
+    M = torch.randn(7, 3, 4, dtype=torch.float64, requires_grad=True)
+    g, h = torch.randn(7, 3, dtype=torch.float64), torch.randn(7, 3, 4, dtype=torch.float64)
+    torch.testing.assert_close(kernel_closeness(M, include_self), plain_closeness(M, include_self))
+    first = torch.autograd.grad((kernel_closeness(M, include_self) * g).sum(), M)[0]
+    expected = torch.autograd.grad((plain_closeness(M, include_self) * g).sum(), M, create_graph=True)[0]
+    torch.testing.assert_close(first, expected.detach())
+    with_graph = torch.autograd.grad((kernel_closeness(M, include_self) * g).sum(), M, create_graph=True)[0]
+    torch.testing.assert_close(with_graph, expected)
+    torch.testing.assert_close(torch.autograd.grad((with_graph * h).sum(), M)[0],
+                               torch.autograd.grad((expected * h).sum(), M)[0])
+    assert torch.autograd.gradgradcheck(lambda v: kernel_closeness(v, include_self), (M,))
+
+
+def test_kernel_closeness_third_derivative_equals_autograd_of_the_plain_formula():
+    """The double backward's own backward falls back on autograd through the plain gradient formula."""
+    M = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    g, h = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, 3, dtype=torch.float64)
+
+    def third(closeness):
+        first = torch.autograd.grad((closeness(M) * g).sum(), M, create_graph=True)[0]
+        second = torch.autograd.grad((first * h).sum(), M, create_graph=True)[0]
+        return torch.autograd.grad(second.pow(2).sum(), M)[0]
+    torch.testing.assert_close(third(kernel_closeness), third(lambda m: plain_closeness(m, False)))
+
+
+def test_kernel_closeness_of_duplicates_and_of_far_apart_samples():
+    """A collapsed batch: every pair at distance 0 (o = N - 1, no gradient through the kinks, as autograd's
+    abs); pairs far apart: o = 0 up to the kernel's floor (5e-20 a pair), float32 without NaNs."""
+    M = torch.randn(1, 4, 5).expand(10, 4, 5).clone().requires_grad_()
+    o = kernel_closeness(M)
+    torch.testing.assert_close(o, torch.full((10, 4), 9.0))
+    assert torch.equal(torch.autograd.grad(o.sum(), M)[0], torch.zeros_like(M))
+    far = (torch.randn(10, 4, 5) * 1e4).requires_grad_()
+    o = kernel_closeness(far)
+    assert o.abs().max() < 1e-17 and torch.isfinite(torch.autograd.grad(o.sum(), far)[0]).all()
+
+
+@pytest.mark.parametrize("form", ["authors", "simple"])
+def test_minibatch_feature_of_one_sample_depends_on_the_others(form):
+    layer = MinibatchDiscrimination(4, kernels=5, kernel_dim=3, init_std=0.3, form=form)
     x = torch.randn(8, 4)
     out = layer(x)
     assert out.shape == (8, 4 + 5)
@@ -42,10 +92,12 @@ def test_minibatch_feature_of_one_sample_depends_on_the_others():
     moved = x.clone()
     moved[3] += 0.5                                     # change another sample
     assert not torch.allclose(layer(moved)[0, 4:], out[0, 4:])
-    assert torch.equal(layer(x[[0]])[0, 4:], torch.zeros(5))   # alone in its batch: no other sample is close
+    alone = torch.zeros(5) if form == "simple" else layer.bias   # no other sample is close: o = 0
+    assert torch.equal(layer(x[[0]])[0, 4:], alone)
 
 
-@pytest.mark.parametrize("layer", [MinibatchDiscrimination(4, 5, 3, init_std=0.3), MinibatchStdDev(2)])
+@pytest.mark.parametrize("layer", [MinibatchDiscrimination(4, 5, 3, init_std=0.3, form="simple"),
+                                   MinibatchDiscrimination(4, 5, 3), MinibatchStdDev(2)])
 def test_layers_can_be_differentiated_twice(layer):
     """Gradient penalties (wgan-gp, dragan, r1) and unrolled D steps take the gradient of a gradient."""
     x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
@@ -54,6 +106,109 @@ def test_layers_can_be_differentiated_twice(layer):
     assert torch.autograd.gradcheck(lambda v: torch.autograd.grad(layer(v)[:, 4:].pow(2).sum(), v,
                                                                   create_graph=True)[0], (x,))
     assert grad.requires_grad
+
+
+# --- the authors' form: weight norm and the data-dependent initialisation ----------------------
+def ring_batch_features(form: str) -> tuple[nn.Module, torch.Tensor]:
+    """The fast protocol's D with the trick (as built), and the features its head receives for a ring8 batch."""
+    from gantricks.bench import PROTOCOLS
+    config = TrainConfig(**PROTOCOLS["fast"], data="ring8", tricks=(f"minibatch-discrimination:form={form}",))
+    gan = build_gan(config, (2,))
+    layer, seen = gan.D.head[0], {}
+    hook = layer.register_forward_hook(lambda module, args, out: seen.update(x=args[0].detach()))
+    gan.D.train()
+    gan.D(gt.data.ring_centers(8, 1.0)[torch.randint(8, (100,))] + 0.01 * torch.randn(100, 2))
+    hook.remove()
+    return layer, seen["x"]
+
+
+def test_data_dependent_init_puts_nearest_neighbours_at_distance_2_and_centres_the_feature():
+    layer, x = ring_batch_features("authors")
+    assert bool(layer.initialized)
+    T = layer.projection().detach()
+    M = (x @ T.reshape(x.shape[1], -1)).reshape(100, *T.shape[1:])
+    torch.testing.assert_close(nearest_neighbour_distances(M).mean(dim=0), torch.full((T.shape[1],), 2.0),
+                               rtol=1e-4, atol=0)
+    o = minibatch_features(x, T)
+    assert o.mean() < 5 and o.max() < 0.2 * 99          # far from its maximum, 99 for a batch of 100
+    with torch.no_grad():
+        out = layer(x)[:, x.shape[1]:]
+    torch.testing.assert_close(out.mean(dim=0), torch.zeros(T.shape[1]), atol=1e-4, rtol=0)   # o + bias centred
+    # the old form at its initialisation, for comparison: every sample is "close" to every other one
+    simple, x = ring_batch_features("simple")
+    assert minibatch_features(x, simple.T.detach()).mean() > 0.8 * 99
+
+
+def test_init_happens_once_is_saved_and_a_reload_does_not_redo_it(monkeypatch):
+    x, other = torch.randn(16, 6), torch.randn(16, 6) * 3
+    layer = MinibatchDiscrimination(6, 4, 3)
+    layer.eval()
+    layer(x)
+    assert not bool(layer.initialized)                # no initialisation outside training
+    layer.train()
+    layer(x)
+    assert bool(layer.initialized) and layer.state_dict()["initialized"]
+    scale, bias = layer.log_scale.detach().clone(), layer.bias.detach().clone()
+    layer(other)                                      # a second batch changes nothing
+    assert torch.equal(layer.log_scale, scale) and torch.equal(layer.bias, bias)
+
+    resumed = MinibatchDiscrimination(6, 4, 3)
+    resumed.load_state_dict(layer.state_dict())
+    calls = []
+    monkeypatch.setattr(MinibatchDiscrimination, "initialize", lambda self, x: calls.append(x))
+    torch.testing.assert_close(resumed(other), layer(other))
+    assert calls == []
+    # loading a state saved before any initialisation: the next training forward initialises
+    resumed.load_state_dict(MinibatchDiscrimination(6, 4, 3).state_dict())
+    resumed(other)
+    assert len(calls) == 1
+
+
+def test_a_state_of_the_other_form_is_refused_with_the_option_to_use():
+    simple, authors = MinibatchDiscrimination(6, 4, 3, form="simple"), MinibatchDiscrimination(6, 4, 3)
+    with pytest.raises(RuntimeError, match="saved with form=simple.*minibatch-discrimination:form=simple"):
+        authors.load_state_dict(simple.state_dict())
+    with pytest.raises(RuntimeError, match="saved with form=authors"):
+        simple.load_state_dict(authors.state_dict())
+
+
+def test_a_resumed_gan_keeps_its_initialisation_and_steps_like_the_original():
+    """gan.state_dict -> a fresh GAN: the flag comes along, the first step does not re-initialise,
+    and the resumed GAN takes the same step as the original."""
+    def make():
+        torch.manual_seed(1)
+        return gt.GAN(*tiny_nets(width=16), z_dim=2, tricks=["minibatch-discrimination:kernels=6"])
+    gan, data = make(), [torch.randn(16, 2) for _ in range(3)]
+    gan.step(data[0])
+    state = copy.deepcopy(gan.state_dict())          # (it shares the live tensors)
+    for x in data[1:]:
+        gan.step(x)
+    resumed = make()
+    assert not bool(resumed.D[4][0].initialized)
+    resumed.load_state_dict(state)                    # and the RNG state of the save
+    assert bool(resumed.D[4][0].initialized)
+    for x in data[1:]:
+        resumed.step(x)
+    for (name, p), q in zip(gan.D.named_parameters(), resumed.D.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_unrolled_scheme_with_the_authors_form():
+    """The first D update initialises the real D; the unroll's functional copies of D never do."""
+    G, D = tiny_nets(width=16)
+    gan = gt.GAN(G, D, z_dim=2, tricks=["minibatch-discrimination:kernels=6"], scheme="unrolled:k=2")
+    layer = gan.D[4][0]
+    seen = []
+    original = MinibatchDiscrimination.initialize
+    MinibatchDiscrimination.initialize = lambda self, x: (seen.append(isinstance(self.V, nn.Parameter)),
+                                                          original(self, x))
+    try:
+        for _ in range(3):
+            logs = gan.step(torch.randn(16, 2))
+    finally:
+        MinibatchDiscrimination.initialize = original
+    assert seen == [True] and bool(layer.initialized)
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
 
 
 def stddev_reference(x: torch.Tensor, group: int, features: int) -> torch.Tensor:
@@ -95,7 +250,8 @@ def test_built_in_d_gets_the_layer_before_its_head_with_its_weights_kept():
     assert isinstance(head[0], MinibatchDiscrimination) and head[1].in_features == 200 + 7
     torch.testing.assert_close(head[1].weight[:, :200], plain.D.head.weight)
     torch.testing.assert_close(head[1].bias, plain.D.head.bias)
-    assert any(p is head[0].T for p in gan.optimizers["D"].param_groups[0]["params"])
+    params = gan.optimizers["D"].param_groups[0]["params"]
+    assert all(any(p is q for q in params) for p in (head[0].V, head[0].log_scale, head[0].bias))
     assert gan.D(torch.randn(10, 2)).shape == (10,)
 
 
@@ -168,3 +324,6 @@ def test_registry_smoke(name):
     assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
     with pytest.raises(ConfigError):
         tricks.build(name + (":kernels=0" if "discrimination" in name else ":group_size=0"))
+    if "discrimination" in name:
+        with pytest.raises(ConfigError, match="authors, simple"):
+            tricks.build(name + ":form=paper")
