@@ -1,0 +1,65 @@
+"""benchmarks/monitor_accuracy.py: the monitor's evaluation rule replayed on recorded evaluations is the rule
+the training loop ran (it raises the flags the runs recorded), and its precision and recall are counted right."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+RESULTS = ROOT / "benchmarks" / "results" / "collapse-10000.jsonl"
+
+
+def _runs():
+    return [json.loads(line) for line in RESULTS.read_text().splitlines()]
+
+
+def test_replay_raises_the_flags_the_runs_raised_live():
+    import monitor_accuracy
+    from gantricks.monitor import Monitor
+
+    runs = _runs()
+    assert len(runs) >= 20
+    for run in runs:
+        monitor, raised = Monitor(), []
+        for e in run["evals"]:
+            metrics = {k: (math.inf if v == "inf" else v) for k, v in e.items() if v is not None}
+            raised += [(f.step, f.name) for f in monitor.judge_eval(e["step"], metrics) if f.name == "mode-collapse"]
+        live = [(f["step"], f["flag"]) for f in run["flags"] if f["flag"] == "mode-collapse"]
+        assert raised == live, (run["cell"], run["dataset"], run["seed"])
+        assert len(monitor_accuracy.replay(run)) == len(run["evals"])
+
+
+def _run(ratios, counts):
+    return {"dataset": "ring8", "evals": [{"step": 100 * (i + 1), "diversity_ratio": r, "mode_counts": c,
+                                           "modes_covered": sum(x > 0 for x in c), "modes": len(c),
+                                           "high_quality_pct": 10.0, "samples": 2500}
+                                          for i, (r, c) in enumerate(zip(ratios, counts))]}
+
+
+def test_score_counts_by_hand():
+    import monitor_accuracy
+
+    collapsed, spread = [50, 0, 0, 0, 0, 0, 0, 0], [30] * 8
+    runs = [_run([0.1, 0.1, 0.9], [collapsed, collapsed, spread]),   # TP, TP, TN
+            _run([0.9, 0.1, 0.1], [collapsed, spread, collapsed]),   # FN (onset 100), FP (first flag: 100 late), TP
+            _run([0.9, 0.9], [spread, spread])]                      # TN, TN
+    s = monitor_accuracy.score(runs, collapse_diversity=0.3)
+    assert (s["tp"], s["fp"], s["fn"], s["tn"]) == (3, 1, 1, 3)
+    assert s["precision"] == pytest.approx(3 / 4) and s["recall"] == pytest.approx(3 / 4)
+    assert s["median_delay"] == 50 and s["runs_collapsed_never_flagged"] == 0      # delays 0 and 100
+    # the diversity rule never fires; the partial-collapse rule does where 7 modes are empty twice running
+    partial = monitor_accuracy.score(runs, collapse_diversity=0.05)
+    assert (partial["tp"], partial["fp"], partial["runs_collapsed_never_flagged"]) == (1, 0, 1)
+
+
+def test_script_runs_on_the_checked_in_results(capsys):
+    import monitor_accuracy
+
+    monitor_accuracy.main([str(RESULTS)])
+    out = capsys.readouterr().out
+    assert "chosen on ring8" in out and "| grid25 (held out) | default 0.3 |" in out and "| ring8 | fitted" in out
