@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from ..gan import GAN
 
 UnrollOptimizer = Literal["sgd", "adam"]
+T = TypeVar("T")
 _D_HOOKS = ("d_inputs", "targets", "d_terms")   # the trick hooks gan.discriminator_loss runs
 
 
@@ -114,9 +115,109 @@ def _sqrt_zero_safe(x: Tensor) -> Tensor:
 
 def functional_discriminator(D: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor]
                              ) -> Callable[[Tensor], Tensor]:
-    """D as a function of the given parameters and buffers (D's own tensors are not touched)."""
+    """D as a function of the given parameters and buffers (Metz et al. 2016, arXiv:1611.02163: θ_D^k of
+    Eq. 6-7); D's own tensors are not touched."""
     tensors = {**buffers, **params}
     return lambda x: functional_call(D, tensors, (x,))
+
+
+UnrollUpdate = Literal["optimizer", "sgd"]
+DLossFn = Callable[[Callable[[Tensor], Tensor], Tensor, Tensor], Tensor]   # (D, real, fake) -> scalar
+
+
+def unrolled_discriminator(D: nn.Module, d_optimizer: torch.optim.Optimizer, loss_fn: DLossFn, real: Tensor,
+                           fake: Tensor, k: int, create_graph: bool = True, *, update: UnrollUpdate = "optimizer",
+                           lr: float | None = None,
+                           batches: Callable[[int], tuple[Tensor, Tensor]] | None = None,
+                           reduce_grads: Callable[[list[Tensor]], list[Tensor]] | None = None
+                           ) -> Callable[[Tensor], Tensor]:
+    """D after ``k`` unrolled updates θ_D^{j+1} = θ_D^j - η·U(∇L_D), as a function (Metz et al. 2016,
+    arXiv:1611.02163, Eq. 6-7); D, its buffers and ``d_optimizer``'s state are never written.
+
+    Args:
+        D: the discriminator; only the parameters ``d_optimizer`` updates are unrolled.
+        d_optimizer: D's ``torch.optim.Adam``, ``AdamW`` or ``SGD`` (no momentum): its groups' settings
+            and, for Adam, its moments and step count are where the unroll starts.
+        loss_fn: D's loss ``(D, real, fake) -> scalar`` for a functional D.
+        real, fake: the batches of every unroll step (``fake`` with G's graph, so G's loss against the
+            result has both terms of Eq. 12).
+        k: unroll steps (0: D's current parameters, detached).
+        create_graph: differentiate through the updates (Unrolled GAN); False: a detached look-ahead D.
+        update: ``optimizer`` steps with ``d_optimizer``'s rule; ``sgd`` with θ - η·∇ (Eq. 7).
+        lr: the unroll's learning rate (default: each group's).
+        batches: ``j -> (real, fake)`` of unroll step j, in place of ``real`` and ``fake``.
+        reduce_grads: applied to each step's gradients (data parallel: their mean over the ranks).
+    """
+    trained = _optimized_parameters(D, d_optimizer)
+    step_rule = _update_rule(d_optimizer, trained, update, lr)
+    buffers = {n: b.clone() for n, b in D.named_buffers()}   # batch-norm stats move in the copies only
+    params = {n: p.detach() for n, (p, _) in trained.items()}
+    for j in range(k):
+        real_j, fake_j = batches(j) if batches is not None else (real, fake)
+        if not create_graph:
+            fake_j = fake_j.detach()
+        params = {n: p.requires_grad_() if not p.requires_grad else p for n, p in params.items()}
+        d_total = loss_fn(functional_discriminator(D, params, buffers), real_j, fake_j)
+        grads = torch.autograd.grad(d_total, list(params.values()), create_graph=create_graph, allow_unused=True)
+        grads = [g if g is not None else torch.zeros_like(p) for p, g in zip(params.values(), grads)]
+        if reduce_grads is not None:
+            grads = reduce_grads(grads)
+        with torch.set_grad_enabled(create_graph):
+            params = step_rule({n: (p, g) for (n, p), g in zip(params.items(), grads)})
+    if not create_graph:
+        params = {n: p.detach() for n, p in params.items()}
+    return functional_discriminator(D, params, buffers)
+
+
+def unrolled_generator_loss(D: nn.Module, d_optimizer: torch.optim.Optimizer, real: Tensor, fake: Tensor,
+                            d_loss_fn: DLossFn, g_loss_fn: DLossFn, k: int, create_graph: bool = True,
+                            **unroll) -> Tensor:
+    """G's loss against D after ``k`` unrolled updates, L_G(θ_G, θ_D^K) (Metz et al. 2016, arXiv:1611.02163,
+    Eq. 10-12): with ``create_graph`` its gradient has both terms of Eq. 12.
+
+    ``d_loss_fn`` and ``g_loss_fn`` take ``(D, real, fake)``; ``fake`` is G's batch with its graph.
+    Further keywords go to :func:`unrolled_discriminator`.
+    """
+    D_k = unrolled_discriminator(D, d_optimizer, d_loss_fn, real, fake, k, create_graph, **unroll)
+    return g_loss_fn(D_k, real, fake)
+
+
+def _update_rule(opt: torch.optim.Optimizer, trained: dict[str, tuple[Tensor, dict]], update: UnrollUpdate,
+                 lr: float | None) -> Callable[[dict[str, tuple[Tensor, Tensor]]], dict[str, Tensor]]:
+    """A function {name: (θ, ∇)} -> {name: θ'}, keeping its own optimizer state between calls."""
+    if update not in ("optimizer", "sgd"):
+        raise ConfigError(f"unroll update must be optimizer or sgd, got {update!r}")
+    rates = {n: lr if lr is not None else group["lr"] for n, (_, group) in trained.items()}
+    is_adam = isinstance(opt, (torch.optim.Adam, torch.optim.AdamW))
+    if update == "optimizer" and not (is_adam or type(opt) is torch.optim.SGD):
+        raise ConfigError(f"the unroll steps D's own optimizer, which must be torch.optim.SGD or Adam/AdamW "
+                          f"(sgd or adam), got {type(opt).__name__}; unroll with update='sgd' (θ - lr·∇) instead")
+    if update == "sgd" or not is_adam:
+        for n, (_, group) in trained.items():
+            if update == "optimizer" and any(group.get(key) for key in ("momentum", "weight_decay", "maximize")):
+                raise ConfigError("the unroll of D's SGD supports neither momentum, weight_decay nor maximize")
+        return lambda pg: {n: sgd_step(p, g, rates[n]) for n, (p, g) in pg.items()}
+    moments: dict[str, list] = {}
+    for n, (p, group) in trained.items():
+        if group.get("amsgrad") or group.get("maximize"):
+            raise ConfigError("the Adam unroll supports neither amsgrad nor maximize")
+        state = opt.state.get(p, {})
+        zeros = torch.zeros_like(p, memory_format=torch.preserve_format)
+        moments[n] = [int(state["step"]) if "step" in state else 0,
+                      state.get("exp_avg", zeros).detach(), state.get("exp_avg_sq", zeros).detach()]
+    decoupled = {n: isinstance(opt, torch.optim.AdamW) or bool(g.get("decoupled_weight_decay"))
+                 for n, (_, g) in trained.items()}
+
+    def adam(pg: dict[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+        out = {}
+        for n, (p, g) in pg.items():
+            group, (step, m, v) = trained[n][1], moments[n]
+            beta1, beta2 = group["betas"]
+            out[n], m, v = adam_step(p, g, m, v, step + 1, rates[n], beta1, beta2, group["eps"],
+                                     group.get("weight_decay", 0.0), decoupled[n])
+            moments[n] = [step + 1, m, v]
+        return out
+    return adam
 
 
 # --- the schemes --------------------------------------------------------------------------------
@@ -168,88 +269,75 @@ class Unrolled(Standard):
 
     def generator_loss(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor]
                        ) -> tuple[Tensor, dict[str, Tensor]]:
-        """G's loss for ``fake`` against D after ``k`` unrolled updates."""
-        D_k, unroll_logs = self.unroll(gan, fake, real, next_real)
-        if self.saddle:
-            d_total, _ = gan.discriminator_loss(D_k, real, fake)
-            total, logs = -d_total, {"g_loss": -d_total.detach()}
-        else:
-            total, logs = gan.generator_loss(D_k, fake, real)
+        """G's loss for ``fake`` against D after ``k`` unrolled updates (:func:`unrolled_generator_loss`
+        with the GAN's D loss, every trick's hooks included)."""
+        logs: dict[str, Tensor] = {}
+        unroll_logs: dict[str, Tensor] = {}
+
+        def g_loss(D_k: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
+            if self.saddle:
+                total = -gan.discriminator_loss(D_k, real, fake)[0]
+                logs["g_loss"] = total.detach()
+            else:
+                total, g_logs = gan.generator_loss(D_k, fake, real)
+                logs.update(g_logs)
+            return total
+
+        total = self._unrolling(gan, lambda: unrolled_generator_loss(
+            gan.D, gan.optimizers["D"], real, fake, self._d_loss(gan, unroll_logs), g_loss, self.k,
+            self.differentiable, **self._options(gan, fake, real, next_real)))
         return total, {**logs, **unroll_logs}
 
     def unroll(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor] | None = None
                ) -> tuple[Callable[[Tensor], Tensor], dict[str, Tensor]]:
         """D after ``k`` updates from its current state, as a function; D itself is unchanged."""
-        D, opt = gan.D, gan.optimizers["D"]
-        trained = _optimized_parameters(D, opt)
-        buffers = {n: b.clone() for n, b in D.named_buffers()}   # batch-norm stats move in the copies only
-        params = {n: p.detach() for n, (p, _) in trained.items()}
-        if self.k == 0:
-            return functional_discriminator(D, params, buffers), {}
-        update = self._update_rule(opt, trained)
+        logs: dict[str, Tensor] = {}
+        D_k = self._unrolling(gan, lambda: unrolled_discriminator(
+            gan.D, gan.optimizers["D"], self._d_loss(gan, logs), real, fake, self.k, self.differentiable,
+            **self._options(gan, fake, real, next_real)))
+        return D_k, logs
+
+    @staticmethod
+    def _d_loss(gan: "GAN", logs: dict[str, Tensor]) -> DLossFn:
+        """The GAN's whole D loss (every trick's hooks) for the unroll; logs the last one as ``unroll_d_loss``."""
+        def d_loss(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
+            total, _ = gan.discriminator_loss(D, real, fake)
+            logs["unroll_d_loss"] = total.detach()
+            return total
+        return d_loss
+
+    def _options(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor] | None) -> dict:
+        """The keywords of :func:`unrolled_discriminator` this scheme's options set."""
+        if self.optimizer == "adam" and not isinstance(gan.optimizers["D"], (torch.optim.Adam, torch.optim.AdamW)):
+            raise ConfigError(f"scheme {self.name!r} with optimizer=adam unrolls D's Adam, but D's optimizer "
+                              f"is {type(gan.optimizers['D']).__name__}; use optimizer=sgd")
+        return dict(update="optimizer" if self.optimizer == "adam" else "sgd", lr=self.lr,
+                    batches=lambda j: self._batch(gan, fake, real, next_real, first=j == 0),
+                    # data parallel: the unroll steps with the global batch's D gradient, as D's real update does
+                    reduce_grads=gan.world.mean_over_ranks)
+
+    def _unrolling(self, gan: "GAN", run: Callable[[], T]) -> T:
+        """``run()`` with the state of every trick with a D hook put back afterwards (e.g. a replay buffer
+        the unroll pushes to)."""
         stateful = [t for t in gan.tricks if any(getattr(type(t), h) is not getattr(Trick, h) for h in _D_HOOKS)]
-        saved = [copy.deepcopy(t.state_dict()) for t in stateful]   # e.g. a replay buffer the unroll pushes to
+        saved = [copy.deepcopy(t.state_dict()) for t in stateful] if self.k else []
         try:
-            params = {n: p.requires_grad_() for n, p in params.items()}
-            for j in range(self.k):
-                real_j, fake_j = self._batch(gan, fake, real, next_real, first=j == 0)
-                d_total, _ = gan.discriminator_loss(functional_discriminator(D, params, buffers), real_j, fake_j)
-                grads = torch.autograd.grad(d_total, list(params.values()), create_graph=self.differentiable,
-                                            allow_unused=True)
-                grads = [g if g is not None else torch.zeros_like(p) for p, g in zip(params.values(), grads)]
-                # data parallel: the unroll steps with the global batch's D gradient, as D's real update does
-                grads = gan.world.mean_over_ranks(grads)
-                with torch.set_grad_enabled(self.differentiable):
-                    new = update({n: (p, g) for (n, p), g in zip(params.items(), grads)})
-                params = new if self.differentiable else {n: p.requires_grad_() for n, p in new.items()}
+            return run()
         finally:
             for trick, state in zip(stateful, saved):
                 trick.load_state_dict(state)
-        if not self.differentiable:
-            params = {n: p.detach() for n, p in params.items()}
-        return functional_discriminator(D, params, buffers), {"unroll_d_loss": d_total.detach()}
 
     def _batch(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor] | None,
                first: bool = False) -> tuple[Tensor, Tensor]:
         """The real and fake batch of one unroll step (the first is D's own update when simultaneous)."""
         if not self.fresh_data or (first and self.simultaneous):
-            return real, fake if self.differentiable else fake.detach()
+            return real, fake
         if next_real is None:
             raise ConfigError(f"scheme {self.name!r} with fresh_data=true needs a source of real batches")
         real_j = next_real()
         with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
             fake_j = gan.generate(real_j.shape[0])
         return real_j, fake_j
-
-    def _update_rule(self, opt: torch.optim.Optimizer, trained: dict[str, tuple[Tensor, dict]]):
-        """A function {name: (θ, ∇)} -> {name: θ'}, keeping its own optimizer state between calls."""
-        lr = {n: self.lr if self.lr is not None else group["lr"] for n, (_, group) in trained.items()}
-        if self.optimizer == "sgd":
-            return lambda pg: {n: sgd_step(p, g, lr[n]) for n, (p, g) in pg.items()}
-        if not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):
-            raise ConfigError(f"scheme {self.name!r} with optimizer=adam unrolls D's Adam, but D's optimizer "
-                              f"is {type(opt).__name__}; use optimizer=sgd")
-        moments: dict[str, list] = {}
-        for n, (p, group) in trained.items():
-            if group.get("amsgrad") or group.get("maximize"):
-                raise ConfigError(f"scheme {self.name!r}: the Adam unroll supports neither amsgrad nor maximize")
-            state = opt.state.get(p, {})
-            zeros = torch.zeros_like(p, memory_format=torch.preserve_format)
-            moments[n] = [int(state["step"]) if "step" in state else 0,
-                          state.get("exp_avg", zeros).detach(), state.get("exp_avg_sq", zeros).detach()]
-        decoupled = {n: isinstance(opt, torch.optim.AdamW) or bool(g.get("decoupled_weight_decay"))
-                     for n, (_, g) in trained.items()}
-
-        def adam(pg: dict[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
-            out = {}
-            for n, (p, g) in pg.items():
-                group, (step, m, v) = trained[n][1], moments[n]
-                beta1, beta2 = group["betas"]
-                out[n], m, v = adam_step(p, g, m, v, step + 1, lr[n], beta1, beta2, group["eps"],
-                                         group.get("weight_decay", 0.0), decoupled[n])
-                moments[n] = [step + 1, m, v]
-            return out
-        return adam
 
 
 @schemes.register("lookahead", paper="Metz et al. 2016, arXiv:1611.02163, Eq. 12 without its second term",
