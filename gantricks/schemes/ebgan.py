@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 
 def pulling_away(embeddings: Tensor, eps: float = 1e-12) -> Tensor:
-    """EBGAN's pulling-away term (Zhao et al. 2017, Eq. 6) of a batch of embeddings ``(N, ...)``.
+    """EBGAN's pulling-away term (Zhao et al. 2017, arXiv:1609.03126, Eq. 6) of a batch of embeddings ``(N, ...)``.
 
     Each embedding is flattened and normalised on its own (not along the batch), and the
     squared cosines of the N(N-1) ordered pairs i ≠ j are averaged: 0 for mutually
@@ -62,12 +62,18 @@ def pulling_away(embeddings: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def margin_loss(real_energy: Tensor, fake_energy: Tensor, margin: float) -> Tensor:
-    """D's loss (Eq. 1): E[D(x)] + E[max(0, m - D(G(z)))]."""
+    """EBGAN's D loss (Zhao et al. 2017, arXiv:1609.03126, Eq. 1): E[D(x)] + E[max(0, m - D(G(z)))]."""
     return real_energy.mean() + F.relu(margin - fake_energy).mean()
 
 
+def ebgan_g_loss(fake_energy: Tensor, fake_embedding: Tensor, pt_weight: float) -> Tensor:
+    """EBGAN-PT's G loss (Zhao et al. 2017, arXiv:1609.03126, Eq. 2 and 6): E[D(G(z))] + λ_PT·f_PT(S)."""
+    return fake_energy.mean() + pt_weight * pulling_away(fake_embedding)
+
+
 def energy_and_embedding(D: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample reconstruction MSE of the auto-encoder ``D`` and the encoder's embedding."""
+    """Per-sample reconstruction MSE of the auto-encoder ``D`` (EBGAN's energy, Zhao et al. 2017,
+    arXiv:1609.03126, §2.3) and the encoder's embedding."""
     h = D.encode(x)
     return per_sample_mse(D.decode(h), x), h
 
@@ -123,9 +129,8 @@ class EBGAN(Scheme):
         with gan.frozen("D"):
             _, fake_in = gan.d_inputs(None, gan.generate(real.shape[0]), "G")
             e_gen, embedding = energy_and_embedding(gan.D, fake_in)
-            pt = pulling_away(embedding)
-            g_loss = e_gen.mean() + self.pt_weight * pt
+            g_loss = ebgan_g_loss(e_gen, embedding, self.pt_weight)
             gan.update("G", g_loss, logs)
         logs.update(d_loss=d_loss.detach(), g_loss=g_loss.detach(), energy_real=e_real.detach().mean(),
-                    energy_fake=e_fake.detach().mean(), energy_gen=e_gen.detach().mean(), pulling_away=pt.detach())
+                    energy_fake=e_fake.detach().mean(), energy_gen=e_gen.detach().mean(), pulling_away=pulling_away(embedding.detach()))
         return logs

@@ -30,7 +30,7 @@ experiments. Sampling draws every sample from a generator chosen uniformly at ra
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 
 def cross_generator_cosine(samples: Tensor, eps: float = 1e-12) -> Tensor:
-    """Mean cosine similarity between different generators' samples for the same noise.
+    """Mean cosine similarity between different generators' samples for the same noise, a diversity term
+    after MAD-GAN-Sim (Ghosh et al. 2018, arXiv:1704.02906, App. B).
 
     ``samples`` is ``(k, B, ...)``: generator i's sample for noise b at ``[i, b]``. Each
     sample is flattened; the mean runs over the k(k-1) ordered pairs i ≠ j and the batch.
@@ -62,8 +63,19 @@ def cross_generator_cosine(samples: Tensor, eps: float = 1e-12) -> Tensor:
     return cos[off_diagonal].mean()
 
 
-def generator_loss(logits: Tensor, real_class: int, saturating: bool) -> Tensor:
-    """G_i's adversarial loss from D's (B, k+1) logits on its samples."""
+def madgan_d_loss(real_logits: Tensor, fake_logits: Sequence[Tensor]) -> Tensor:
+    """D's (k+1)-way cross-entropy (Ghosh et al. 2018, arXiv:1704.02906, Eq. 2): class i for generator i's
+    samples (``fake_logits[i]``, each (B, k+1)), class k for the real samples."""
+    real_class = len(fake_logits)
+    loss = F.cross_entropy(real_logits, torch.full((real_logits.shape[0],), real_class, device=real_logits.device))
+    for i, logits in enumerate(fake_logits):
+        loss = loss + F.cross_entropy(logits, torch.full((logits.shape[0],), i, device=logits.device))
+    return loss
+
+
+def madgan_g_loss(logits: Tensor, real_class: int, saturating: bool) -> Tensor:
+    """G_i's adversarial loss from D's (B, k+1) logits on its samples (Ghosh et al. 2018, arXiv:1704.02906,
+    Eq. 3): log(1 - D_k(G_i(z))) when ``saturating``, else -log D_k(G_i(z))."""
     if saturating:   # log(1 - D_k) = log Σ_{c≠k} softmax_c
         others = torch.cat([logits[:, :real_class], logits[:, real_class + 1:]], dim=1)
         return (others.logsumexp(1) - logits.logsumexp(1)).mean()
@@ -186,17 +198,14 @@ class MADGAN(Scheme):
             with torch.no_grad():
                 fakes = [g(z) for g in gens]
             real_logits = self._logits(gan.D, real)
-            d_loss = F.cross_entropy(real_logits, torch.full((real.shape[0],), real_class, device=real.device))
-            correct = []
-            for i, fake in enumerate(fakes):
-                logits = self._logits(gan.D, fake)
-                d_loss = d_loss + F.cross_entropy(logits, torch.full((z.shape[0],), i, device=logits.device))
-                correct.append((logits.detach().argmax(1) == i).float().mean())
+            fake_logits = [self._logits(gan.D, fake) for fake in fakes]
+            d_loss = madgan_d_loss(real_logits, fake_logits)
+            correct = [(logits.detach().argmax(1) == i).float().mean() for i, logits in enumerate(fake_logits)]
             gan.update("D", d_loss, logs)
         with gan.frozen("D"):
             z = gan.noise(real.shape[0])
             samples = [g(z) for g in gens]
-            adv = sum(generator_loss(self._logits(gan.D, x), real_class, gan.loss.name == "minimax")
+            adv = sum(madgan_g_loss(self._logits(gan.D, x), real_class, gan.loss.name == "minimax")
                       for x in samples)
             similarity = cross_generator_cosine(torch.stack(samples))
             g_loss = adv + self.diversity * similarity if self.diversity else adv

@@ -69,6 +69,15 @@ class _Reshape(nn.Module):
         return x.view(-1, *self.shape)
 
 
+def mode_regularizers(x: Tensor, recon: Tensor, adversarial: Callable[[Tensor], Tensor], geometric: float,
+                      mode: float) -> tuple[Tensor, Tensor, Tensor]:
+    """MRGAN's regularizers (Che et al. 2017, arXiv:1612.02136, §3.2): (λ1·d(x, G(E(x))) + λ2·L_G(G(E(x))),
+    the mean squared error d, the mode term), ``recon`` = G(E(x)) and ``adversarial`` G's loss on it."""
+    mse = per_sample_mse(recon, x).mean()
+    mode_term = adversarial(recon) if mode else mse.new_zeros(())
+    return geometric * mse + mode * mode_term, mse, mode_term
+
+
 def _mode_term(gan: "GAN", recon: Tensor) -> Tensor:
     """The mode regularizer's L_G(D(G(E(x)))): the configured G loss on D's view of G(E(x))."""
     _, recon_in = gan.d_inputs(None, recon, "G")
@@ -103,9 +112,7 @@ class _Regularized(Scheme):
         """λ1 · d(x, G(E(x))) + λ2 · adversarial(G(E(x))), with grad to G and E."""
         with running_stats_kept(gan.G):
             recon = gan.G(gan.modules["E"](x))
-        mse = per_sample_mse(recon, x).mean()
-        mode_term = adversarial(recon) if self.mode else mse.new_zeros(())
-        total = self.geometric * mse + self.mode * mode_term
+        total, mse, mode_term = mode_regularizers(x, recon, adversarial, self.geometric, self.mode)
         return total, {"recon_mse": mse.detach(), "mode_reg": mode_term.detach()}
 
 
