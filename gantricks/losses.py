@@ -30,48 +30,54 @@ def bce_with_targets(logits: Tensor, target: Tensor) -> Tensor:
 
 # --- minimax (Goodfellow et al. 2014, Eq. 1) --------------------------------------------
 def minimax_d(real_logits: Tensor, fake_logits: Tensor, real_target: Tensor, fake_target: Tensor) -> Tensor:
-    """D maximises log D(x) + log(1 - D(G(z))): BCE against the real and fake targets."""
+    """D maximises log D(x) + log(1 - D(G(z))) (Goodfellow et al. 2014, arXiv:1406.2661, Eq. 1): BCE against
+    the real and fake targets."""
     return bce_with_targets(real_logits, real_target) + bce_with_targets(fake_logits, fake_target)
 
 
 def minimax_g(fake_logits: Tensor, real_target: Tensor) -> Tensor:
-    """G minimises E[log(1 - D(G(z)))] = -E[softplus(l)]; saturates when D wins."""
+    """G minimises E[log(1 - D(G(z)))] = -E[softplus(l)] (Goodfellow et al. 2014, arXiv:1406.2661, Eq. 1);
+    saturates when D wins."""
     return -F.softplus(fake_logits).mean()
 
 
 # --- non-saturating (Goodfellow et al. 2014, §3) ---------------------------------------
 def nonsaturating_g(fake_logits: Tensor, real_target: Tensor) -> Tensor:
-    """G minimises -E[log D(G(z))]: BCE of fake logits against the real target."""
+    """G minimises -E[log D(G(z))] (Goodfellow et al. 2014, arXiv:1406.2661, §3): BCE of fake logits against
+    the real target."""
     return bce_with_targets(fake_logits, real_target)
 
 
 # --- Wasserstein (Arjovsky et al. 2017, Alg. 1) ----------------------------------------
 def wasserstein_d(real_logits: Tensor, fake_logits: Tensor, real_target: Tensor, fake_target: Tensor) -> Tensor:
-    """The critic minimises E[f(G(z))] - E[f(x)]."""
+    """The critic minimises E[f(G(z))] - E[f(x)] (Arjovsky et al. 2017, arXiv:1701.07875, Alg. 1)."""
     return fake_logits.mean() - real_logits.mean()
 
 
 def wasserstein_g(fake_logits: Tensor, real_target: Tensor) -> Tensor:
-    """G minimises -E[f(G(z))]."""
+    """G minimises -E[f(G(z))] (Arjovsky et al. 2017, arXiv:1701.07875, Alg. 1; also the hinge loss's G side,
+    Miyato et al. 2018, arXiv:1802.05957, Eq. 17)."""
     return -fake_logits.mean()
 
 
 # --- hinge (Lim & Ye 2017; Miyato et al. 2018, Eq. 16-17) ------------------------------
 def hinge_d(real_logits: Tensor, fake_logits: Tensor, real_target: Tensor, fake_target: Tensor) -> Tensor:
-    """D minimises E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    """D minimises E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))] (Lim & Ye 2017, arXiv:1705.02894;
+    Miyato et al. 2018, arXiv:1802.05957, Eq. 16)."""
     return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
 
 # --- least squares (Mao et al. 2017, Eq. 2 with a=0, b=c=1) ----------------------------
 def least_squares_d(real_logits: Tensor, fake_logits: Tensor, real_target: Tensor, fake_target: Tensor) -> Tensor:
-    """D minimises ½E[(D(x) - b)²] + ½E[(D(G(z)) - a)²], b and a the real and fake targets."""
+    """D minimises ½E[(D(x) - b)²] + ½E[(D(G(z)) - a)²], b and a the real and fake targets (Mao et al. 2017,
+    arXiv:1611.04076, Eq. 2)."""
     return 0.5 * ((real_logits - _expand(real_target, real_logits)) ** 2).mean() + 0.5 * (
         (fake_logits - _expand(fake_target, fake_logits)) ** 2
     ).mean()
 
 
 def least_squares_g(fake_logits: Tensor, real_target: Tensor) -> Tensor:
-    """G minimises ½E[(D(G(z)) - c)²] with c the real target."""
+    """G minimises ½E[(D(G(z)) - c)²] with c the real target (Mao et al. 2017, arXiv:1611.04076, Eq. 2)."""
     return 0.5 * ((fake_logits - _expand(real_target, fake_logits)) ** 2).mean()
 
 

@@ -81,14 +81,15 @@ _D_HOOKS = ("d_inputs", "targets", "d_terms")   # the trick hooks gan.discrimina
 
 # --- pure, differentiable optimizer steps -------------------------------------------------
 def sgd_step(param: Tensor, grad: Tensor, lr: float) -> Tensor:
-    """θ - η·∇ (Metz et al. 2016, Eq. 7)."""
+    """θ - η·∇, one plain gradient step (Metz et al. 2016, arXiv:1611.02163, Eq. 7)."""
     return param - lr * grad
 
 
 def adam_step(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: int, lr: float,
               beta1: float, beta2: float, eps: float, weight_decay: float = 0.0, decoupled: bool = False
               ) -> tuple[Tensor, Tensor, Tensor]:
-    """One ``torch.optim.Adam`` step as a pure function (Kingma & Ba 2015, Alg. 1); ``step`` counts from 1.
+    """One ``torch.optim.Adam`` step as a pure function (Kingma & Ba 2015, arXiv:1412.6980, Alg. 1); ``step``
+    counts from 1.
 
     Returns the new parameter and moments. Written with the same ops as torch's
     implementation so the values agree; differentiable everywhere, also where the

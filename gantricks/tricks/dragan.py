@@ -21,7 +21,8 @@ from .penalties import GradientPenalty, check_weight, input_gradient, per_sample
 
 
 def dragan_points(real: Tensor, c: float = 0.5, noise: Tensor | None = None, alpha: Tensor | None = None) -> Tensor:
-    """x + α (x_p - x) with x_p = x + c·std(x)·u; ``noise`` is u and ``alpha`` is α when given."""
+    """DRAGAN's perturbed points x + α (x_p - x), x_p = x + c·std(x)·u (Kodali et al. 2017, arXiv:1705.07215,
+    §5 and their code); ``noise`` is u and ``alpha`` is α when given."""
     x = real
     if noise is None:
         noise = torch.rand_like(x)
@@ -33,7 +34,8 @@ def dragan_points(real: Tensor, c: float = 0.5, noise: Tensor | None = None, alp
 
 def dragan_penalty(D: Callable[[Tensor], Tensor], real: Tensor, c: float = 0.5, target: float = 1.0,
                    noise: Tensor | None = None, alpha: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(E[(‖∇D(x̂)‖ - target)²], the per-sample norms) at perturbed real points x̂."""
+    """(E[(‖∇D(x̂)‖ - target)²], the per-sample norms) at perturbed real points x̂ (Kodali et al. 2017,
+    arXiv:1705.07215, §5); multiply by λ (10)."""
     norms = per_sample_norm(input_gradient(D, dragan_points(real, c, noise, alpha)))
     return (norms - target).pow(2).mean(), norms
 

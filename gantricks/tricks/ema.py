@@ -22,7 +22,8 @@ from .common import register_trick, require
 
 @torch.no_grad()
 def ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
-    """average ← decay·average + (1 - decay)·model for parameters; buffers copied."""
+    """average ← decay·average + (1 - decay)·model for parameters; buffers copied (Karras et al. 2018,
+    arXiv:1710.10196, §A.1; Yazıcı et al. 2019, arXiv:1806.04498)."""
     params = dict(model.named_parameters())
     for name, p in average.named_parameters():
         p.lerp_(params[name].detach(), 1.0 - decay)

@@ -21,7 +21,8 @@ from .common import register_trick, require, weight_layers
 
 
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:
-    """Squared L2 distance between the batch means of two feature tensors ``(B, ...)``."""
+    """‖E f(x) - E f(G(z))‖²: squared L2 distance between the batch means of two feature tensors ``(B, ...)``
+    (Salimans et al. 2016, arXiv:1606.03498, §3.1)."""
     return (real_features.flatten(1).mean(0) - fake_features.flatten(1).mean(0)).pow(2).sum()
 
 

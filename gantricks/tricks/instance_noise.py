@@ -21,7 +21,8 @@ Schedule = Literal["linear", "cosine", "constant"]
 
 
 def noise_std(sigma: float, step: int, anneal_steps: int, schedule: Schedule = "linear") -> float:
-    """σ_t: ``sigma`` at step 0, 0 from ``anneal_steps`` on (never for "constant")."""
+    """Instance noise's σ_t: ``sigma`` at step 0, 0 from ``anneal_steps`` on (never for "constant")
+    (Sønderby et al. 2016, arXiv:1610.04490, §3.1)."""
     if schedule == "constant":
         return sigma
     progress = min(1.0, step / anneal_steps) if anneal_steps > 0 else 1.0
@@ -31,7 +32,7 @@ def noise_std(sigma: float, step: int, anneal_steps: int, schedule: Schedule = "
 
 
 def add_instance_noise(x: Tensor, std: float) -> Tensor:
-    """x + N(0, std²) per element."""
+    """x + N(0, std²) per element: instance noise (Sønderby et al. 2016, arXiv:1610.04490, §3.1)."""
     return x + std * torch.randn_like(x) if std > 0 else x
 
 

@@ -15,7 +15,8 @@ from .common import register_trick, require
 
 
 def flip_targets(real_t: Tensor, fake_t: Tensor, p: float) -> tuple[Tensor, Tensor]:
-    """Swap each target with probability ``p`` for one drawn from the other side."""
+    """Swap each target with probability ``p`` for one drawn from the other side (label flips, ganhacks #6,
+    Chintala et al. 2016)."""
     flip_real = torch.rand(real_t.shape, device=real_t.device) < p
     flip_fake = torch.rand(fake_t.shape, device=fake_t.device) < p
     from_fake = fake_t[torch.randint(len(fake_t), real_t.shape, device=fake_t.device)]

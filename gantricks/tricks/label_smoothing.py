@@ -13,7 +13,7 @@ from .common import register_trick, require
 
 
 def smooth_real_targets(real_t: Tensor, real: float = 0.9) -> Tensor:
-    """Real targets scaled so that 1 becomes ``real``."""
+    """Real targets scaled so that 1 becomes ``real`` (one-sided, Salimans et al. 2016, arXiv:1606.03498, §3.4)."""
     return real_t * real
 
 

@@ -239,7 +239,8 @@ def kernel_closeness(M: Tensor, include_self: bool = False) -> Tensor:
 
 
 def minibatch_features(features: Tensor, T: Tensor, include_self: bool = False) -> Tensor:
-    """o(x) ``(N, B)`` for features ``(N, A)`` and T ``(A, B, C)``."""
+    """Minibatch discrimination's o(x) ``(N, B)`` for features ``(N, A)`` and T ``(A, B, C)`` (Salimans et al.
+    2016, arXiv:1606.03498, §3.2)."""
     A, B, C = T.shape
     M = (features @ T.reshape(A, B * C)).reshape(-1, B, C)
     return kernel_closeness(M, include_self)
@@ -255,7 +256,8 @@ def nearest_neighbour_distances(M: Tensor) -> Tensor:
 
 # --- the layer ---------------------------------------------------------------------------------
 class MinibatchDiscrimination(nn.Module):
-    """``(N, A) -> (N, A + B)``: the features with o(x) appended (module docstring: ``form``)."""
+    """Minibatch discrimination layer (Salimans et al. 2016, arXiv:1606.03498, §3.2), ``(N, A) -> (N, A + B)``:
+    the features with o(x) appended (module docstring: ``form``)."""
 
     def __init__(self, in_features: int, kernels: int = 100, kernel_dim: int = 5, include_self: bool = False,
                  init_std: float = 0.05, form: str = "authors"):

@@ -25,7 +25,8 @@ from .insert_features import insert_before
 
 
 def minibatch_stddev(x: Tensor, group_size: int = 4, features: int = 1, eps: float = 1e-8) -> Tensor:
-    """``x`` ``(N, C, *S)`` or ``(N, C)`` with ``features`` maps (columns) of group std appended."""
+    """``x`` ``(N, C, *S)`` or ``(N, C)`` with ``features`` maps (columns) of group std appended (Karras et al.
+    2018, arXiv:1710.10196, §3)."""
     n, c, spatial = x.shape[0], x.shape[1], x.shape[2:]
     g = min(group_size, n)
     if n % g:
@@ -41,7 +42,8 @@ def minibatch_stddev(x: Tensor, group_size: int = 4, features: int = 1, eps: flo
 
 
 class MinibatchStdDev(nn.Module):
-    """``(N, C, ...) -> (N, C + features, ...)``."""
+    """Minibatch standard deviation layer, ``(N, C, ...) -> (N, C + features, ...)`` (Karras et al. 2018,
+    arXiv:1710.10196, §3)."""
 
     def __init__(self, group_size: int = 4, features: int = 1):
         super().__init__()

@@ -16,7 +16,8 @@ from .common import register_trick, require
 
 
 def uniform_targets(like: Tensor, low: float, high: float) -> Tensor:
-    """One target per sample, uniform on [low, high], with ``like``'s shape and device."""
+    """One target per sample, uniform on [low, high], with ``like``'s shape and device (noisy labels,
+    ganhacks #6, Chintala et al. 2016)."""
     return low + (high - low) * torch.rand(like.shape, device=like.device)
 
 

@@ -24,7 +24,8 @@ from .common import register_trick, require
 
 
 def pack(x: Tensor, m: int) -> Tensor:
-    """``(B, C, ...) -> (B/m, m·C, ...)``: each m consecutive samples concatenated along dim 1."""
+    """``(B, C, ...) -> (B/m, m·C, ...)``: each m consecutive samples concatenated along dim 1 (PacGAN's
+    packing, Lin et al. 2018, arXiv:1712.04086, §3)."""
     if x.shape[0] % m:
         raise ConfigError(f"pacgan: a batch of {x.shape[0]} samples does not split into packs of m={m}; "
                           f"use a batch size that is a multiple of {m}")

@@ -18,9 +18,16 @@ from .penalties import GradientPenalty, check_weight, input_gradient, per_sample
 
 
 def r1_penalty(D: Callable[[Tensor], Tensor], real: Tensor) -> tuple[Tensor, Tensor]:
-    """(E[‖∇D(x)‖²] over the real batch, the per-sample norms)."""
+    """(E[‖∇D(x)‖²] over the real batch, the per-sample norms) (Mescheder et al. 2018, arXiv:1801.04406,
+    Eq. 9); multiply by γ/2."""
     norms = per_sample_norm(input_gradient(D, real))
     return norms.pow(2).mean(), norms
+
+
+def r2_penalty(D: Callable[[Tensor], Tensor], fake: Tensor) -> tuple[Tensor, Tensor]:
+    """(E[‖∇D(x̃)‖²] over the fake batch, the per-sample norms) (Mescheder et al. 2018, arXiv:1801.04406,
+    Eq. 10): R1's penalty on G's samples; multiply by γ/2."""
+    return r1_penalty(D, fake)
 
 
 @register_trick("r1", paper="Mescheder et al. 2018, arXiv:1801.04406, Eq. 9",

@@ -25,7 +25,8 @@ def matrix_dim(layer: nn.Module) -> int:
 
 
 def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1, eps: float = 1e-12) -> list[str]:
-    """Spectral-normalise every Linear/Conv/ConvTranspose in ``module``; names of the layers changed.
+    """Spectral-normalise every Linear/Conv/ConvTranspose in ``module`` (Miyato et al. 2018, arXiv:1802.05957,
+    Eq. 8); names of the layers changed.
 
     Layers whose weight is already parametrized (or carry the old hook-based
     ``weight_orig``) are left alone.

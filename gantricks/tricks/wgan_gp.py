@@ -28,7 +28,8 @@ def interpolate(real: Tensor, fake: Tensor, eps: Tensor | None = None) -> Tensor
 
 def wgan_gp_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, target: float = 1.0,
                     eps: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(E[(‖∇D(x̂)‖ - target)²], the per-sample norms) at random interpolates x̂."""
+    """(E[(‖∇D(x̂)‖ - target)²], the per-sample norms) at random interpolates x̂ (Gulrajani et al. 2017,
+    arXiv:1704.00028, Eq. 3); multiply by λ (10)."""
     norms = per_sample_norm(input_gradient(D, interpolate(real, fake, eps)))
     return (norms - target).pow(2).mean(), norms
 
