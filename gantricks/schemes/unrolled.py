@@ -170,16 +170,19 @@ def unrolled_discriminator(D: nn.Module, d_optimizer: torch.optim.Optimizer, los
     return functional_discriminator(D, params, buffers)
 
 
-def unrolled_generator_loss(D: nn.Module, d_optimizer: torch.optim.Optimizer, real: Tensor, fake: Tensor,
-                            d_loss_fn: DLossFn, g_loss_fn: DLossFn, k: int, create_graph: bool = True,
-                            **unroll) -> Tensor:
+def unrolled_generator_loss(D: nn.Module, d_optimizer: torch.optim.Optimizer, d_loss_fn: DLossFn, g_loss_fn: DLossFn,
+                            real: Tensor, fake: Tensor, k: int, create_graph: bool = True, *,
+                            update: UnrollUpdate = "optimizer", lr: float | None = None,
+                            batches: Callable[[int], tuple[Tensor, Tensor]] | None = None,
+                            reduce_grads: Callable[[list[Tensor]], list[Tensor]] | None = None) -> Tensor:
     """G's loss against D after ``k`` unrolled updates, L_G(θ_G, θ_D^K) (Metz et al. 2016, arXiv:1611.02163,
-    Eq. 10-12): with ``create_graph`` its gradient has both terms of Eq. 12.
+    Eq. 10-12): with ``create_graph`` its gradient has both terms of Eq. 12, without it only the first.
 
-    ``d_loss_fn`` and ``g_loss_fn`` take ``(D, real, fake)``; ``fake`` is G's batch with its graph.
-    Further keywords go to :func:`unrolled_discriminator`.
+    ``d_loss_fn`` and ``g_loss_fn`` take ``(D, real, fake)`` and return a scalar; ``fake`` is G's batch
+    with its graph. The other arguments are :func:`unrolled_discriminator`'s.
     """
-    D_k = unrolled_discriminator(D, d_optimizer, d_loss_fn, real, fake, k, create_graph, **unroll)
+    D_k = unrolled_discriminator(D, d_optimizer, d_loss_fn, real, fake, k, create_graph, update=update, lr=lr,
+                                 batches=batches, reduce_grads=reduce_grads)
     return g_loss_fn(D_k, real, fake)
 
 
@@ -285,7 +288,7 @@ class Unrolled(Standard):
             return total
 
         total = self._unrolling(gan, lambda: unrolled_generator_loss(
-            gan.D, gan.optimizers["D"], real, fake, self._d_loss(gan, unroll_logs), g_loss, self.k,
+            gan.D, gan.optimizers["D"], self._d_loss(gan, unroll_logs), g_loss, real, fake, self.k,
             self.differentiable, **self._options(gan, fake, real, next_real)))
         return total, {**logs, **unroll_logs}
 
