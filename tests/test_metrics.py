@@ -72,3 +72,37 @@ def test_shape_errors_are_config_errors():
         mixture_coverage(torch.zeros(3, 3), ring_centers(), 0.01)
     with pytest.raises(ConfigError):
         mixture_coverage(torch.zeros(3, 2), ring_centers(), 0.0)
+
+
+# --- PRDC with ties (duplicated points) ------------------------------------------------------------
+def prdc_by_definition(real: list, fake: list, k: int) -> dict:
+    """PRDC as the ``prdc`` package defines it (Naeem et al. 2020, arXiv:2002.09797, Eq. 1-4), one pair at
+    a time: a point's radius is the distance to its k-th nearest neighbour in its own set, itself excluded
+    (the (k+1)-th smallest of its distances, its own 0 counted); every comparison is strict."""
+    def radii(points):
+        return [sorted(math.dist(p, q) for q in points)[k] for p in points]
+
+    r_real, r_fake = radii(real), radii(fake)
+    inside = [[math.dist(y, x) < r for x, r in zip(real, r_real)] for y in fake]
+    return {"precision": sum(any(row) for row in inside) / len(fake),
+            "recall": sum(any(math.dist(x, y) < r for y, r in zip(fake, r_fake)) for x in real) / len(real),
+            "density": sum(sum(row) for row in inside) / (k * len(fake)),
+            "coverage": sum(min(math.dist(x, y) for y in fake) < r for x, r in zip(real, r_real)) / len(real)}
+
+
+@pytest.mark.parametrize("seed, k, chunk", [(1, 1, 1024), (3, 2, 64), (1, 3, 1024), (2, 5, 1024)])
+def test_prdc_with_duplicated_points_follows_the_definition(seed, k, chunk):
+    """Fakes that are copies of real points lie exactly on real radii (strictly: outside), and duplicated
+    reals have neighbours at distance 0: every distance must be computed the same way on both sides.
+    (With torch.cdist's |a|² + |b|² - 2ab shortcut each of these cases differed, by up to 0.028.)"""
+    from gantricks.metrics import prdc
+
+    g = torch.Generator().manual_seed(seed)
+    real = torch.randn(200, 64, generator=g).relu()                  # features after a ReLU
+    real[-50:] = real[:50]                                           # duplicated real points
+    fake = torch.cat([real[25:100], torch.randn(66, 64, generator=g)])   # copies of reals, and others
+    fake = fake[torch.randperm(len(fake), generator=g)]
+    ours = prdc(real, fake, k=k, chunk=chunk)
+    ref = prdc_by_definition(real.double().tolist(), fake.double().tolist(), k)
+    for key in ref:
+        assert ours[key] == pytest.approx(ref[key], abs=1e-12), key

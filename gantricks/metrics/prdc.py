@@ -10,7 +10,11 @@ fake features Y (M), and NND_k(x) the distance from x to its k-th nearest neighb
 * coverage  = 1/N Σ_i 1[min_j ‖X_i − Y_j‖ < NND_k(X_i)]
 
 Strict inequalities, as in the authors' code. Distances are taken in float64, a block of rows at
-a time, so memory stays at ``chunk`` × max(N, M) numbers.
+a time, so memory stays at ``chunk`` × max(N, M) numbers, and exactly: from the differences, never
+by ‖a‖² + ‖b‖² - 2a·b (``torch.cdist``'s shortcut for large sets), which rounds the real–real and
+the real–fake distance of the same two points differently. With duplicated points (a fake that is
+a copy of a real point lies exactly on real radii) that rounding decided which side of the radius
+it fell: precision, density and coverage moved by up to 0.03 on 200 points (tests/test_metrics.py).
 """
 from __future__ import annotations
 
@@ -21,10 +25,16 @@ from ..errors import ConfigError
 from ..registry import metrics
 
 
+def distances(a: Tensor, b: Tensor) -> Tensor:
+    """Euclidean distances ``(len(a), len(b))`` from the differences: the same two points get the same
+    distance whichever set and block they come in (Naeem et al. 2020, arXiv:2002.09797, compare radii)."""
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
 def knn_radii(x: Tensor, k: int, chunk: int = 1024) -> Tensor:
     """Distance from each row of ``x`` to its k-th nearest other row (itself excluded)."""
     x = x.flatten(1).double()
-    return torch.cat([torch.cdist(x[i:i + chunk], x).kthvalue(k + 1, dim=1).values
+    return torch.cat([distances(x[i:i + chunk], x).kthvalue(k + 1, dim=1).values
                       for i in range(0, len(x), chunk)])
 
 
@@ -45,7 +55,7 @@ def prdc(real: Tensor, fake: Tensor, k: int = 5, chunk: int = 1024) -> dict[str,
     recalled = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     nearest_fake = torch.full((len(real),), float("inf"), dtype=torch.float64, device=real.device)
     for j in range(0, len(fake), chunk):
-        d = torch.cdist(fake[j:j + chunk], real)                     # (chunk, N)
+        d = distances(fake[j:j + chunk], real)                       # (chunk, N)
         in_real_ball = d < r_real[None]
         precise[j:j + chunk] = in_real_ball.any(1)
         inside[j:j + chunk] = in_real_ball.sum(1)
