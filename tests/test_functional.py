@@ -196,3 +196,15 @@ def test_wgan_gp_penalty_on_a_linear_critic():
     w = D.weight.detach().norm()
     assert_close(norms, w.expand(8))
     assert_close(penalty, (w - 1) ** 2)
+
+
+def test_unroll_refuses_bad_settings():
+    _, D = tiny_nets()
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    opt = torch.optim.Adam(D.parameters())
+    with pytest.raises(ConfigError, match="k >= 0"):
+        unrolled_discriminator(D, opt, plain_d_loss, real, fake, -1)
+    with pytest.raises(ConfigError, match="optimizer or sgd"):
+        unrolled_discriminator(D, opt, plain_d_loss, real, fake, 1, update="rmsprop")
+    with pytest.raises(ConfigError, match="amsgrad"):
+        unrolled_discriminator(D, torch.optim.Adam(D.parameters(), amsgrad=True), plain_d_loss, real, fake, 1)

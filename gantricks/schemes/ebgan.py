@@ -132,5 +132,6 @@ class EBGAN(Scheme):
             g_loss = ebgan_g_loss(e_gen, embedding, self.pt_weight)
             gan.update("G", g_loss, logs)
         logs.update(d_loss=d_loss.detach(), g_loss=g_loss.detach(), energy_real=e_real.detach().mean(),
-                    energy_fake=e_fake.detach().mean(), energy_gen=e_gen.detach().mean(), pulling_away=pulling_away(embedding.detach()))
+                    energy_fake=e_fake.detach().mean(), energy_gen=e_gen.detach().mean(),
+                    pulling_away=pulling_away(embedding.detach()))
         return logs

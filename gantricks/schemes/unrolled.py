@@ -123,10 +123,10 @@ def functional_discriminator(D: nn.Module, params: dict[str, Tensor], buffers: d
 
 
 UnrollUpdate = Literal["optimizer", "sgd"]
-DLossFn = Callable[[Callable[[Tensor], Tensor], Tensor, Tensor], Tensor]   # (D, real, fake) -> scalar
+LossFn = Callable[[Callable[[Tensor], Tensor], Tensor, Tensor], Tensor]   # (D, real, fake) -> a scalar loss
 
 
-def unrolled_discriminator(D: nn.Module, d_optimizer: torch.optim.Optimizer, loss_fn: DLossFn, real: Tensor,
+def unrolled_discriminator(D: nn.Module, d_optimizer: torch.optim.Optimizer, loss_fn: LossFn, real: Tensor,
                            fake: Tensor, k: int, create_graph: bool = True, *, update: UnrollUpdate = "optimizer",
                            lr: float | None = None,
                            batches: Callable[[int], tuple[Tensor, Tensor]] | None = None,
@@ -149,6 +149,8 @@ def unrolled_discriminator(D: nn.Module, d_optimizer: torch.optim.Optimizer, los
         batches: ``j -> (real, fake)`` of unroll step j, in place of ``real`` and ``fake``.
         reduce_grads: applied to each step's gradients (data parallel: their mean over the ranks).
     """
+    if k < 0:
+        raise ConfigError(f"the unroll needs k >= 0 steps, got {k}")
     trained = _optimized_parameters(D, d_optimizer)
     step_rule = _update_rule(d_optimizer, trained, update, lr)
     buffers = {n: b.clone() for n, b in D.named_buffers()}   # batch-norm stats move in the copies only
@@ -170,8 +172,8 @@ def unrolled_discriminator(D: nn.Module, d_optimizer: torch.optim.Optimizer, los
     return functional_discriminator(D, params, buffers)
 
 
-def unrolled_generator_loss(D: nn.Module, d_optimizer: torch.optim.Optimizer, d_loss_fn: DLossFn, g_loss_fn: DLossFn,
-                            real: Tensor, fake: Tensor, k: int, create_graph: bool = True, *,
+def unrolled_generator_loss(D: nn.Module, d_optimizer: torch.optim.Optimizer, d_loss_fn: LossFn,
+                            g_loss_fn: LossFn, real: Tensor, fake: Tensor, k: int, create_graph: bool = True, *,
                             update: UnrollUpdate = "optimizer", lr: float | None = None,
                             batches: Callable[[int], tuple[Tensor, Tensor]] | None = None,
                             reduce_grads: Callable[[list[Tensor]], list[Tensor]] | None = None) -> Tensor:
@@ -197,9 +199,10 @@ def _update_rule(opt: torch.optim.Optimizer, trained: dict[str, tuple[Tensor, di
         raise ConfigError(f"the unroll steps D's own optimizer, which must be torch.optim.SGD or Adam/AdamW "
                           f"(sgd or adam), got {type(opt).__name__}; unroll with update='sgd' (θ - lr·∇) instead")
     if update == "sgd" or not is_adam:
-        for n, (_, group) in trained.items():
-            if update == "optimizer" and any(group.get(key) for key in ("momentum", "weight_decay", "maximize")):
-                raise ConfigError("the unroll of D's SGD supports neither momentum, weight_decay nor maximize")
+        if update == "optimizer" and any(g.get(key) for _, g in trained.values()
+                                         for key in ("momentum", "weight_decay", "maximize")):
+            raise ConfigError("the unroll of D's SGD supports neither momentum, weight_decay nor maximize; "
+                              "unroll with update='sgd' (θ - lr·∇) or use plain SGD")
         return lambda pg: {n: sgd_step(p, g, rates[n]) for n, (p, g) in pg.items()}
     moments: dict[str, list] = {}
     for n, (p, group) in trained.items():
@@ -302,7 +305,7 @@ class Unrolled(Standard):
         return D_k, logs
 
     @staticmethod
-    def _d_loss(gan: "GAN", logs: dict[str, Tensor]) -> DLossFn:
+    def _d_loss(gan: "GAN", logs: dict[str, Tensor]) -> LossFn:
         """The GAN's whole D loss (every trick's hooks) for the unroll; logs the last one as ``unroll_d_loss``."""
         def d_loss(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
             total, _ = gan.discriminator_loss(D, real, fake)
