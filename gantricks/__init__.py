@@ -4,7 +4,7 @@
 >>> gan = gt.GAN(generator=G, discriminator=D, z_dim=2, loss="hinge", tricks=["spectral-norm"])
 >>> logs = gan.step(real)
 """
-from . import data, losses, metrics, nets, schemes, tricks  # noqa: F401  (registers components)
+from . import data, losses, metrics, nets, optim, schemes, tricks  # noqa: F401  (registers components)
 from .config import TrainConfig
 from .errors import CheckpointError, ConfigError, GantricksError, NonFiniteError
 from .gan import GAN
@@ -22,9 +22,9 @@ def _lister(kind: str):
     return list_kind
 
 
-list_datasets, list_nets, list_losses, list_tricks, list_schemes, list_metrics = (
-    _lister(k) for k in ("dataset", "net", "loss", "trick", "scheme", "metric"))
+list_datasets, list_nets, list_losses, list_tricks, list_schemes, list_metrics, list_optimizers = (
+    _lister(k) for k in ("dataset", "net", "loss", "trick", "scheme", "metric", "optimizer"))
 
 __all__ = ["GAN", "TrainConfig", "train", "evaluate", "open_run", "GantricksError", "ConfigError",
            "CheckpointError", "NonFiniteError", "list_datasets", "list_nets", "list_losses", "list_tricks",
-           "list_schemes", "list_metrics"]
+           "list_schemes", "list_metrics", "list_optimizers"]

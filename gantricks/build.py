@@ -46,5 +46,5 @@ def build_gan(config: TrainConfig, data_shape: tuple[int, ...]) -> GAN:
                    data_shape=d_shape, z_dim=config.z_dim)
     return GAN(G, D, z_dim=config.z_dim, z_shape=getattr(G, "z_shape", None), loss=config.loss, scheme=scheme,
                tricks=tricks, lr_g=config.lr_g, lr_d=config.lr_d, betas=(config.beta1, config.beta2),
-               n_critic=config.n_critic, device=resolve_device(config.device), data_shape=tuple(data_shape),
+               optimizer_g=config.optimizer_g, optimizer_d=config.optimizer_d, n_critic=config.n_critic, device=resolve_device(config.device), data_shape=tuple(data_shape),
                precision=config.precision, compile=config.compile)

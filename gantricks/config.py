@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .optim import check_optimizer_spec
 from .registry import Spec, coerce
 
 if sys.version_info >= (3, 11):
@@ -33,10 +34,12 @@ class TrainConfig:
     z_dim: int = 2                      # noise dimension (PacGAN 2D: 2)
     batch_size: int = 100               # real samples per D update
     steps: int = 5000                   # G updates in the whole run (resume counts from the start)
-    lr_g: float = 1e-4                  # G learning rate (Adam)
-    lr_d: float = 1e-4                  # D learning rate (Adam); set apart from lr_g for TTUR
+    lr_g: float = 1e-4                  # G learning rate (unless optimizer_g sets lr)
+    lr_d: float = 1e-4                  # D learning rate (unless optimizer_d sets lr); set apart from lr_g for TTUR
     beta1: float = 0.8                  # Adam beta1 (PacGAN 2D: 0.8)
     beta2: float = 0.999                # Adam beta2
+    optimizer_g: str = "adam"           # G's optimizer, NAME[:key=value,...]: adam, adamw, sgd, rmsprop
+    optimizer_d: str = "adam"           # D's optimizer, e.g. sgd:lr=0.01,momentum=0.9 (gantricks list optimizer)
     lr_decay: Literal["none", "linear"] = "none"   # linear: both learning rates fall linearly to 0 over the run's end
     lr_decay_start: float = 0.5         # fraction of the steps after which the linear decay begins
     n_critic: int = 1                   # D updates per G update
@@ -77,6 +80,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("data", "generator", "discriminator", "loss", "scheme"):
             Spec.parse(getattr(self, name))
+        for name in ("optimizer_g", "optimizer_d"):
+            check_optimizer_spec(getattr(self, name), name)
         for t in self.tricks:
             Spec.parse(t)
 
@@ -102,7 +107,8 @@ def from_mapping(values: dict[str, Any], base: TrainConfig | None = None, source
             if isinstance(raw, (str, dict)):
                 raw = [raw]
             raw = tuple(str(Spec.parse(t)) for t in raw)
-        elif key_norm in ("data", "generator", "discriminator", "scheme") and isinstance(raw, dict):
+        elif key_norm in ("data", "generator", "discriminator", "scheme", "optimizer_g", "optimizer_d") \
+                and isinstance(raw, dict):
             raw = str(Spec.parse(raw))
         changes[key_norm] = coerce(f"{source}: {key!r}", hints[key_norm], raw)
     return dataclasses.replace(base or TrainConfig(), **changes)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from .distributed import SINGLE, World, convert_sync_batchnorm
 from .errors import ConfigError, NonFiniteError
 from .losses import Loss, get_loss
+from .optim import OptimizerSpec, check_optimizer_spec, make_optimizer
 from .registry import Spec, schemes, tricks as trick_registry
 from .schemes.base import Scheme
 from .tricks.base import StepContext, Trick, refuse_conflicts
@@ -52,6 +53,10 @@ class GAN:
         tricks: names/specs of registered tricks, or :class:`Trick` objects.
         lr_g, lr_d: learning rates (TTUR: set them apart).
         betas: Adam betas for both optimizers.
+        optimizer_g, optimizer_d: ``adam`` (default), ``adamw``, ``sgd`` or ``rmsprop`` with options
+            (``"sgd:momentum=0.9"``), or a callable taking the parameters and returning a torch optimizer;
+            the spec's ``lr`` (and Adam's ``betas``) over ``lr_g`` / ``lr_d`` (and ``betas``). A scheme's
+            extra nets take D's when their name starts with "D", else G's (:mod:`gantricks.optim`).
         n_critic: D updates per G update.
         device: where the models live; defaults to where G's parameters are.
         data_shape: shape of one real sample, for schemes that build extra nets.
@@ -68,6 +73,7 @@ class GAN:
                  loss: "str | Loss" = "nonsaturating", scheme: "str | Spec | Scheme" = "standard",
                  tricks: Sequence[Any] = (), lr_g: float = 1e-4, lr_d: float = 1e-4,
                  betas: tuple[float, float] = (0.5, 0.999), n_critic: int = 1,
+                 optimizer_g: OptimizerSpec = "adam", optimizer_d: OptimizerSpec = "adam",
                  z_shape: tuple[int, ...] | None = None, device: "str | torch.device | None" = None,
                  data_shape: tuple[int, ...] | None = None, check_finite: bool = True,
                  precision: str = "fp32", compile: bool = False):
@@ -92,6 +98,9 @@ class GAN:
         self.data_shape = tuple(data_shape) if data_shape is not None else None
         self.lr = {"G": lr_g, "D": lr_d}
         self.betas = tuple(betas)
+        self.optimizer_specs: dict[str, OptimizerSpec] = {"G": optimizer_g, "D": optimizer_d}
+        for side, spec in self.optimizer_specs.items():
+            check_optimizer_spec(spec, f"optimizer_{side.lower()}")
         self.check_finite = check_finite
         self.precision = check_precision(precision, self.device)
         self.world: World = SINGLE          # set by distribute() in a data-parallel run
@@ -108,11 +117,12 @@ class GAN:
         for trick in self.tricks:          # architecture first: optimizers see the final parameters
             trick.setup(self)
         self.scheme.setup(self)
-        # one Adam per trainable module; a scheme's extra nets (an encoder, a second D)
-        # get D's learning rate when their name starts with "D", else G's
+        # one optimizer per trainable module; a scheme's extra nets (an encoder, a second D)
+        # get D's optimizer and learning rate when their name starts with "D", else G's
         self.optimizers: dict[str, torch.optim.Optimizer] = {
-            name: self.make_optimizer(m, self.lr.get(name, self.lr["D" if name.startswith("D") else "G"]))
+            name: self.make_optimizer(name, m)
             for name, m in self.modules.items() if any(p.requires_grad for p in m.parameters())}
+        self.scheme.check_optimizers(self)
         # hook order is fixed at build time, not re-sorted every step (e.g. label-flip after smoothing)
         self._target_tricks = sorted((t for t in self.tricks if type(t).targets is not Trick.targets),
                                      key=lambda t: t.order)
@@ -195,8 +205,11 @@ class GAN:
     def D(self) -> nn.Module:
         return self.modules["D"]
 
-    def make_optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
-        return torch.optim.Adam(module.parameters(), lr=lr, betas=self.betas)
+    def make_optimizer(self, name: str, module: nn.Module) -> torch.optim.Optimizer:
+        """The optimizer of ``modules[name]``: G's or D's spec (by the name's first letter), with its rate."""
+        side = name if name in self.optimizer_specs else ("D" if name.startswith("D") else "G")
+        return make_optimizer(self.optimizer_specs[side], module.parameters(), self.lr.get(name, self.lr[side]),
+                              self.betas, what=f"optimizer_{side.lower()}")
 
     def trick(self, name: str) -> Trick | None:
         return next((t for t in self.tricks if t.name == name), None)

@@ -219,5 +219,7 @@ losses = Registry("loss")
 tricks = Registry("trick")
 schemes = Registry("scheme")
 metrics = Registry("metric")
+optimizers = Registry("optimizer")
 
-ALL = {"dataset": datasets, "net": nets, "loss": losses, "trick": tricks, "scheme": schemes, "metric": metrics}
+ALL = {"dataset": datasets, "net": nets, "loss": losses, "trick": tricks, "scheme": schemes, "metric": metrics,
+       "optimizer": optimizers}

@@ -353,15 +353,12 @@ def test_saddle_refuses_tricks_with_g_terms():
 
 
 def test_adam_unroll_needs_an_adam_D():
-    class SGDGAN(GAN):
-        def make_optimizer(self, module, lr):
-            return torch.optim.SGD(module.parameters(), lr=lr)
-
     G, D = tiny_nets()
     with pytest.raises(ConfigError, match="D's optimizer is SGD; use optimizer=sgd"):
-        SGDGAN(G, D, z_dim=2, scheme="unrolled").step(torch.randn(16, 2))
-    G, D = tiny_nets()
-    SGDGAN(G, D, z_dim=2, scheme="unrolled:optimizer=sgd").step(torch.randn(16, 2))
+        GAN(G, D, z_dim=2, scheme="unrolled:optimizer=adam", optimizer_d="sgd")     # refused when built
+    for scheme in ("unrolled:optimizer=sgd", "unrolled"):      # the default unrolls D's own (plain) SGD
+        G, D = tiny_nets()
+        GAN(G, D, z_dim=2, scheme=scheme, optimizer_d="sgd").step(torch.randn(16, 2))
 
 
 # --- registry smoke, the CLI, tricks ----------------------------------------------------------------

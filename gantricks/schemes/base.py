@@ -26,6 +26,9 @@ class Scheme:
     def setup(self, gan: "GAN") -> None:
         pass
 
+    def check_optimizers(self, gan: "GAN") -> None:
+        """Raise :class:`ConfigError` for optimizers the scheme cannot step with (``gan.optimizers`` is built)."""
+
     def net_spec(self, role: str, spec: "Spec") -> "Spec":
         """The net the builder makes by name for ``role`` ("generator" or "discriminator").
 

@@ -22,11 +22,13 @@ optimizer state are never written; trick state touched by the unroll is restored
 Choices, and where they come from (the reference is the authors' notebook,
 github.com/poolio/unrolled_gan, "Unrolled GAN demo.ipynb"):
 
-* ``optimizer="adam"`` (default, as the notebook): each unroll step is one step of D's
-  own Adam, with D's learning rate, betas, eps and weight decay, starting from D's real
-  Adam state (moments and step count), as the notebook's ``extract_update_dict`` does
-  with Keras Adam's slots. The update is torch's Adam (eps outside the bias-corrected
-  square root), so one unroll step equals one real D step exactly. ``"sgd"``: plain
+* ``optimizer="own"`` (default; with D's Adam, as the notebook): each unroll step is one step of
+  D's own optimizer (``--optimizer-d``: Adam/AdamW, or plain SGD; others are refused when the GAN is
+  built). With Adam, each step is D's own Adam, with D's learning rate, betas, eps and weight
+  decay, starting from D's real Adam state (moments and step count), as the notebook's
+  ``extract_update_dict`` does with Keras Adam's slots. The update is torch's Adam (eps outside
+  the bias-corrected square root), so one unroll step equals one real D step exactly. ``"adam"``:
+  the same, refused unless D's optimizer is Adam/AdamW. ``"sgd"``: plain
   gradient descent θ - η·∇, the paper's Eq. 7; D's Adam learning rate is usually far
   too small for it, so set ``lr``.
 * ``simultaneous=True`` (default, as the notebook and the paper, where D's update is the
@@ -74,7 +76,7 @@ from .standard import Standard
 if TYPE_CHECKING:
     from ..gan import GAN
 
-UnrollOptimizer = Literal["sgd", "adam"]
+UnrollOptimizer = Literal["sgd", "adam", "own"]
 T = TypeVar("T")
 _D_HOOKS = ("d_inputs", "targets", "d_terms")   # the trick hooks gan.discriminator_loss runs
 
@@ -235,7 +237,10 @@ class Unrolled(Standard):
 
     Args:
         k: unroll steps (0: the standard scheme).
-        optimizer: the unroll's update, ``adam`` (D's own Adam from its real state) or ``sgd``.
+        optimizer: the unroll's update: ``own`` (default) D's own optimizer's rule from its real state
+            (Adam/AdamW, or plain SGD), ``adam`` the same but refused unless D's optimizer is Adam/AdamW,
+            ``sgd`` plain steps θ - lr·∇ whatever D's optimizer. Other optimizers (RMSprop, SGD with
+            momentum) are refused when the GAN is built.
         fresh_data: draw a fresh real batch and fresh noise for each unroll step
             (default: reuse this step's batches, as the reference code).
         lr: the unroll's learning rate; None: D's.
@@ -247,13 +252,13 @@ class Unrolled(Standard):
     name = "unrolled"
     differentiable = True       # build the unroll with create_graph (False: lookahead)
 
-    def __init__(self, k: int = 5, optimizer: UnrollOptimizer = "adam", fresh_data: bool = False,
+    def __init__(self, k: int = 5, optimizer: UnrollOptimizer = "own", fresh_data: bool = False,
                  lr: float | None = None, saddle: bool = False, simultaneous: bool = True):
         super().__init__(simultaneous)
         if k < 0:
             raise ConfigError(f"scheme {self.name!r}: k must be >= 0, got {k}")
-        if optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"scheme {self.name!r}: optimizer must be sgd or adam, got {optimizer!r}")
+        if optimizer not in ("sgd", "adam", "own"):
+            raise ConfigError(f"scheme {self.name!r}: optimizer must be sgd, adam or own, got {optimizer!r}")
         if lr is not None and not (lr > 0 and math.isfinite(lr)):
             raise ConfigError(f"scheme {self.name!r}: lr must be a positive number, got {lr}")
         self.k, self.optimizer, self.fresh_data, self.lr, self.saddle = k, optimizer, fresh_data, lr, saddle
@@ -264,6 +269,28 @@ class Unrolled(Standard):
                 if type(trick).g_terms is not Trick.g_terms:
                     raise ConfigError(f"scheme {self.name!r} with saddle=true makes G minimise minus D's loss, "
                                       f"which drops the G terms of trick {trick.name!r}; use saddle=false")
+
+    def check_optimizers(self, gan: "GAN") -> None:
+        """The unroll's update rule built once from D's optimizer, so that one it cannot step (RMSprop,
+        SGD with momentum) is refused when the GAN is built, not at the first G step."""
+        if self.k == 0:
+            return
+        opt = gan.optimizers["D"]
+        if self.optimizer == "adam" and not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):
+            raise ConfigError(f"scheme {self.name!r} with optimizer=adam unrolls D's Adam, but D's optimizer "
+                              f"is {type(opt).__name__}; use optimizer=sgd")
+        try:
+            _update_rule(opt, _optimized_parameters(gan.D, opt), self._update(), self.lr)
+        except ConfigError:
+            settings = sorted({k for g in opt.param_groups for k in ("momentum", "weight_decay", "maximize",
+                                                                     "amsgrad") if g.get(k)})
+            got = type(opt).__name__ + (f" with {', '.join(settings)}" if settings else "")
+            raise ConfigError(f"scheme {self.name!r} steps D's own optimizer in its unroll, which must be Adam, "
+                              f"AdamW or plain SGD (no momentum), got {got}; use --optimizer-d adam, adamw or "
+                              f"sgd, or {self.name}:optimizer=sgd (plain steps θ - lr·∇)") from None
+
+    def _update(self) -> UnrollUpdate:
+        return "sgd" if self.optimizer == "sgd" else "optimizer"
 
     def generator_update(self, gan: "GAN", real: Tensor, next_real: Callable[[], Tensor], logs: dict) -> Tensor:
         try:
@@ -315,10 +342,7 @@ class Unrolled(Standard):
 
     def _options(self, gan: "GAN", fake: Tensor, real: Tensor, next_real: Callable[[], Tensor] | None) -> dict:
         """The keywords of :func:`unrolled_discriminator` this scheme's options set."""
-        if self.optimizer == "adam" and not isinstance(gan.optimizers["D"], (torch.optim.Adam, torch.optim.AdamW)):
-            raise ConfigError(f"scheme {self.name!r} with optimizer=adam unrolls D's Adam, but D's optimizer "
-                              f"is {type(gan.optimizers['D']).__name__}; use optimizer=sgd")
-        return dict(update="optimizer" if self.optimizer == "adam" else "sgd", lr=self.lr,
+        return dict(update=self._update(), lr=self.lr,
                     batches=lambda j: self._batch(gan, fake, real, next_real, first=j == 0),
                     # data parallel: the unroll steps with the global batch's D gradient, as D's real update does
                     reduce_grads=gan.world.mean_over_ranks)
