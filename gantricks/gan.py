@@ -22,7 +22,7 @@ from .losses import Loss, get_loss
 from .optim import OptimizerSpec, check_optimizer_spec, make_optimizer
 from .registry import Spec, schemes, tricks as trick_registry
 from .schemes.base import Scheme
-from .tricks.base import StepContext, Trick, refuse_conflicts
+from .tricks.base import StepContext, Trick, check_trick, refuse_conflicts
 
 
 def build_tricks(specs: "Iterable[Any] | str") -> list[Trick]:
@@ -31,7 +31,9 @@ def build_tricks(specs: "Iterable[Any] | str") -> list[Trick]:
         specs = [specs]
     out = []
     for spec in specs:
-        out.append(spec if isinstance(spec, Trick) else trick_registry.build(spec))
+        trick = spec if isinstance(spec, Trick) else trick_registry.build(spec)
+        check_trick(trick)
+        out.append(trick)
     names = [t.name for t in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

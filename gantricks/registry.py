@@ -34,13 +34,16 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        # (name, factory, touches) -> touches: what registering does for this kind (tricks: name, checks)
+        self.prepare: Callable[[str, Any, str], str] | None = None
 
     def register(self, name: str, *, paper: str = "", summary: str = "", touches: str = ""):
         def decorator(factory):
             if name in self._entries:
                 raise RuntimeError(f"{self.kind} {name!r} registered twice")
             doc = (inspect.getdoc(factory) or "").strip().splitlines()
-            self._entries[name] = Entry(name, factory, paper, summary or (doc[0] if doc else ""), touches)
+            line = self.prepare(name, factory, touches) if self.prepare is not None else touches
+            self._entries[name] = Entry(name, factory, paper, summary or (doc[0] if doc else ""), line)
             return factory
         return decorator
 

@@ -82,6 +82,9 @@ def test_two_generator_loss_replacements_are_refused():
         name = "other-objective"
         replaces_g_loss = True
 
+        def g_terms(self, ctx):
+            return {"other": ctx.fake_logits.mean()}
+
     with pytest.raises(ConfigError, match="both replace the generator loss"):
         make_gan([OtherObjective(), "feature-matching:alone=true"])
     make_gan([OtherObjective(), "feature-matching:alone=false"])

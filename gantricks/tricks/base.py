@@ -1,6 +1,6 @@
 """The shape every trick shares: a few hooks around one training step, all no-ops by default.
 
-A trick overrides only the hooks it needs and says which ones in ``touches``:
+A trick overrides only the hooks it needs; ``touches`` says what it changes:
 
 ========================  ====================================================
 hook                      what it may change
@@ -15,11 +15,17 @@ hook                      what it may change
 
 ``validate(gan)`` runs when the GAN is built and raises :class:`ConfigError` for
 a combination that cannot work, so it fails at step 0, not at step 500.
+
+``touches`` is derived from the hooks a class overrides (:func:`checked_touches`), at
+registration and for a trick handed to the GAN: the schemes' safety checks read it, so it
+cannot be a free string that a typo turns off. Derived rather than only checked, because the
+overridden hooks *are* the truth and a declaration could only repeat or contradict them.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from torch import Tensor
 
@@ -30,6 +36,9 @@ if TYPE_CHECKING:
 
 D_ARCH, G_ARCH, D_INPUTS, TARGETS, D_LOSS, G_LOSS, AFTER_STEP = (
     "D architecture", "G architecture", "D inputs", "targets", "D loss", "G loss", "after step")
+TOUCHES = (D_ARCH, G_ARCH, D_INPUTS, TARGETS, D_LOSS, G_LOSS, AFTER_STEP)     # every valid entry
+HOOK_TOUCHES = {"d_inputs": D_INPUTS, "targets": TARGETS, "d_terms": D_LOSS, "g_terms": G_LOSS,
+                "after_step": AFTER_STEP}     # a hook and what overriding it touches
 
 
 @dataclass
@@ -96,6 +105,52 @@ class Trick:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
+
+
+def checked_touches(cls: type, declared: Sequence[str], name: str) -> tuple[str, ...]:
+    """``declared`` plus what the hooks ``cls`` overrides touch (:data:`HOOK_TOUCHES`), checked.
+
+    Refused with :class:`ConfigError`: an entry that is none of :data:`TOUCHES` (a typo), an entry
+    of a hook the class does not override (a misspelt method: ``d_term`` for ``d_terms``), and
+    ``replaces_g_loss`` without ``g_terms`` (G would have no loss). A hook that is overridden but not
+    declared is added. The architecture entries (D/G architecture) cannot be derived — ``setup``
+    may build an EMA copy as well as change D — so they stay declared.
+    """
+    if isinstance(declared, str):
+        raise ConfigError(f"trick {name!r}: touches must be a tuple of strings, got the string {declared!r}")
+    for entry in declared:
+        if entry not in TOUCHES:
+            raise ConfigError(f"trick {name!r} declares touches {entry!r}, which is none of: {', '.join(TOUCHES)}")
+    overridden = [hook for hook in HOOK_TOUCHES if getattr(cls, hook) is not getattr(Trick, hook)]
+    for hook, entry in HOOK_TOUCHES.items():
+        if entry in declared and hook not in overridden:
+            raise ConfigError(f"trick {name!r} declares touches {entry!r} but does not define {hook}(); "
+                              f"is the method misspelt?")
+    if getattr(cls, "replaces_g_loss", False) and "g_terms" not in overridden:
+        raise ConfigError(f"trick {name!r} sets replaces_g_loss but defines no g_terms(): G would have no loss")
+    return tuple(dict.fromkeys([*declared, *(HOOK_TOUCHES[h] for h in overridden)]))
+
+
+def prepare_trick(name: str, factory: Any, touches: str) -> str:
+    """What registering a trick does (``registry.tricks.register``, :func:`register_trick`): a :class:`Trick`
+    class gets its ``name`` and its :func:`checked_touches`; returns them as the registry's line."""
+    if not (inspect.isclass(factory) and issubclass(factory, Trick)):
+        return touches          # a factory function: its tricks are checked when a GAN is built
+    extra = tuple(t.strip() for t in touches.split(",") if t.strip())
+    declared = factory.touches if isinstance(factory.touches, str) else (*factory.touches, *extra)
+    factory.touches = checked_touches(factory, declared, name)
+    factory.name = name
+    return ", ".join(factory.touches)
+
+
+def check_trick(trick: Trick) -> None:
+    """A trick handed to the GAN: a :class:`Trick` with a name, its ``touches`` checked (and completed)."""
+    if not isinstance(trick, Trick):
+        raise ConfigError(f"a trick must be a gantricks.tricks.Trick (or a registered name), got "
+                          f"{type(trick).__name__}")
+    if not trick.name:
+        raise ConfigError(f"trick {type(trick).__name__} has no name; set `name` or register it")
+    trick.touches = checked_touches(type(trick), trick.touches, trick.name)
 
 
 def refuse_conflicts(tricks: "list[Trick]") -> None:

@@ -7,17 +7,16 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import tricks
-from .base import Trick
+from .base import Trick, prepare_trick
 
 T = TypeVar("T", bound=type[Trick])
+tricks.prepare = prepare_trick      # every registered Trick class: its name set, its touches derived and checked
 
 
 def register_trick(name: str, *, paper: str, summary: str) -> Callable[[T], T]:
-    """Register a :class:`Trick` subclass under ``name``; ``touches`` comes from the class."""
-    def decorator(cls: T) -> T:
-        cls.name = name
-        return tricks.register(name, paper=paper, summary=summary, touches=", ".join(cls.touches))(cls)
-    return decorator
+    """Register a :class:`Trick` subclass under ``name``: its ``name`` is set and its ``touches``
+    derived from the hooks it overrides and checked (:func:`~gantricks.tricks.base.checked_touches`)."""
+    return tricks.register(name, paper=paper, summary=summary)
 
 
 def require(ok: bool, message: str) -> None:
