@@ -166,13 +166,20 @@ class GAN:
                 if self.data_shape is not None and shape != self.data_shape:
                     raise ConfigError(f"the generator makes samples of shape {shape}, but the data's samples have "
                                       f"shape {self.data_shape}; change G's output to fit the data")
-                if any(hasattr(t, "discriminator_input_shape") for t in self.tricks):
-                    return shape      # D takes packed inputs: the trick checks it (pacgan)
+                packers = [t for t in self.tricks if hasattr(t, "discriminator_input_shape")]
+                d_shape = shape
+                for t in packers:     # D sees packed inputs (pacgan): probe it with one of their shape
+                    d_shape = tuple(t.discriminator_input_shape(d_shape))
                 try:
-                    logits = D(fake)
+                    logits = D(fake if not packers else torch.zeros(2, *d_shape, dtype=fake.dtype, device=fake.device))
                 except ConfigError:
                     raise
                 except Exception as err:
+                    if packers:
+                        names = ", ".join(repr(t.name) for t in packers)
+                        raise ConfigError(f"trick {names} feeds D inputs of shape (batch, "
+                                          f"{', '.join(map(str, d_shape))}) made from G's samples of shape {shape}; "
+                                          f"D failed on them ({_first_line(err)}); build D for that input") from None
                     raise ConfigError(f"the discriminator does not take the generator's samples of shape {shape}: "
                                       f"{_first_line(err)}; change D's input to fit G's output") from None
                 if not isinstance(logits, Tensor) or logits.dim() < 1 or logits.shape[0] != 2:
@@ -280,6 +287,10 @@ class GAN:
         terms = {} if any(t.replaces_g_loss for t in self.tricks) else {"g_adv": self.loss.g(fake_logits, real_t)}
         for trick in self.tricks:
             terms.update(trick.g_terms(ctx))
+        if not terms:
+            names = ", ".join(repr(t.name) for t in self.tricks if t.replaces_g_loss)
+            raise ConfigError(f"G has no loss at step {self.step_count}: trick {names} replaces the adversarial G "
+                              f"loss (replaces_g_loss) but its g_terms returned no term; return at least one")
         return _total(terms, dict(ctx.logs), "g_loss")
 
     def update(self, name: "str | Sequence[str]", loss: Tensor, logs: dict | None = None) -> None:
