@@ -40,6 +40,11 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         if f.name == "tricks":
             p.add_argument("--trick", dest="tricks", action="append", metavar="NAME[:k=v,...]",
                            help="add a trick (repeatable); " + text + " (default: none; `gantricks list trick`)")
+        elif f.name == "imports":
+            p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
+                           help="import a module first (repeatable): its tricks, schemes, nets, datasets, losses "
+                                "register themselves; saved in the run's config, so eval, sample and --resume "
+                                "import it too")
         elif hints[f.name] is bool:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{text} (default: {getattr(default, f.name)})")
@@ -141,6 +146,8 @@ def cmd_train(args) -> int:
             base = apply_recipe(base, args.recipe)
     if "tricks" in explicit:
         explicit["tricks"] = _merge_tricks(base.tricks, explicit["tricks"])
+    if "imports" in explicit:       # added to the file's (and the resumed run's) modules
+        explicit["imports"] = tuple(dict.fromkeys([*base.imports, *explicit["imports"]]))
     config = from_mapping(explicit, base, source="command line")
     final = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) == 0:     # under torchrun, one line from rank 0
@@ -276,6 +283,9 @@ def _public(d: dict) -> dict:
 
 def _import_all() -> None:
     import gantricks  # noqa: F401  (registers every component)
+    from .plugins import load_entry_points
+
+    load_entry_points()     # installed packages' components (entry points), for `list` and every name
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 from .optim import check_optimizer_spec
+from .plugins import import_modules
 from .registry import Spec, coerce
 
 if sys.version_info >= (3, 11):
@@ -58,8 +59,10 @@ class TrainConfig:
     on_nonfinite: Literal["stop", "rollback"] = "stop"   # NaN/inf: stop, or reload the last checkpoint at half the lr
     progress: bool = True               # show a progress bar (plain lines when stderr is not a terminal)
     threads: int = 1                    # CPU threads for torch (0: torch's default, one per core); 1 is fastest for small nets
+    imports: tuple[str, ...] = ()       # modules to import first: they register a user's components (plugins)
 
     def __post_init__(self):
+        import_modules(self.imports)     # first: the names below may be the modules' components
         for f in fields(self):       # a bool is an int to Python, never a count to a user
             if f.type in ("int", "float", int, float) and isinstance(getattr(self, f.name), bool):
                 raise ConfigError(f"{f.name} must be a number, got {getattr(self, f.name)}")
@@ -103,6 +106,8 @@ def from_mapping(values: dict[str, Any], base: TrainConfig | None = None, source
         key_norm = key.replace("-", "_")
         if key_norm not in valid:
             raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(sorted(valid))}")
+        if key_norm == "imports" and isinstance(raw, str):
+            raw = [raw]
         if key_norm == "tricks":
             if isinstance(raw, (str, dict)):
                 raw = [raw]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import plots
+from .config import load_toml
 from .errors import ConfigError
 from .monitor import REMEDIES, Monitor
 from .train import RunDir
@@ -29,6 +30,8 @@ def _too_early(evaluations: int, steps: int) -> list[str]:
 def diagnose(root: "str | Path") -> tuple[str, Path]:
     """A plain-text diagnosis of the run in ``root`` and the path of its signals plot."""
     run = RunDir(Path(root))
+    if run.config.exists():
+        load_toml(run.config)     # imports the run's modules (plugins), as eval and sample do
     if not run.metrics.exists():
         raise ConfigError(f"{root} has no metrics.jsonl; is it a gantricks run folder?")
     records = run.records()

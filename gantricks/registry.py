@@ -48,15 +48,20 @@ class Registry:
         return decorator
 
     def names(self) -> list[str]:
+        _load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
+        if name not in self._entries:
+            _load_plugins()      # a name not built in may come from an installed package's entry point
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self._entries[n] for n in self.names())
 
     def get(self, name: str) -> Entry:
+        if name not in self._entries:
+            _load_plugins()
         try:
             return self._entries[name]
         except KeyError:
@@ -84,6 +89,12 @@ class Registry:
             raise
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{self.kind} {spec.name!r}: {err}") from None
+
+
+def _load_plugins() -> None:
+    from .plugins import load_entry_points     # here: plugins import gantricks, which imports this module
+
+    load_entry_points()
 
 
 @dataclass(frozen=True)
