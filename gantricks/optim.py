@@ -21,33 +21,40 @@ from .registry import Spec, coerce_options, optimizers
 OptimizerSpec = Union[str, Spec, dict, Callable[[Iterable[Tensor]], torch.optim.Optimizer]]
 
 
-@optimizers.register("adam", paper="Kingma & Ba 2015, arXiv:1412.6980", summary="Adam (the default)")
-def adam(params, /, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+@optimizers.register("adam", paper="Kingma & Ba 2015, arXiv:1412.6980", summary="Adam, the default (lr None: lr_g / lr_d; betas None: beta1, beta2)")
+def adam(params, /, lr: float | None = None, betas: tuple[float, float] | None = None, eps: float = 1e-8,
          weight_decay: float = 0.0, amsgrad: bool = False) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    """Adam; ``lr`` and ``betas`` (None): the GAN's ``lr_g`` / ``lr_d`` and ``beta1``, ``beta2``."""
+    return torch.optim.Adam(params, lr=_given(lr), betas=betas if betas is not None else (0.9, 0.999), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
 @optimizers.register("adamw", paper="Loshchilov & Hutter 2019, arXiv:1711.05101",
-                     summary="Adam with decoupled weight decay")
-def adamw(params, /, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                     summary="Adam with decoupled weight decay (lr, betas as adam)")
+def adamw(params, /, lr: float | None = None, betas: tuple[float, float] | None = None, eps: float = 1e-8,
           weight_decay: float = 0.01, amsgrad: bool = False) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    return torch.optim.AdamW(params, lr=_given(lr), betas=betas if betas is not None else (0.9, 0.999), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
 @optimizers.register("sgd", paper="Robbins & Monro 1951; Nesterov 1983 (nesterov)",
-                     summary="stochastic gradient descent, with optional (Nesterov) momentum")
-def sgd(params, /, lr: float, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+                     summary="stochastic gradient descent, optional (Nesterov) momentum (lr None: lr_g / lr_d)")
+def sgd(params, /, lr: float | None = None, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
         nesterov: bool = False) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+    return torch.optim.SGD(params, lr=_given(lr), momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                            nesterov=nesterov)
 
 
 @optimizers.register("rmsprop", paper="Tieleman & Hinton 2012, Coursera NN lecture 6.5 (WGAN's optimizer)",
-                     summary="RMSprop")
-def rmsprop(params, /, lr: float, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                     summary="RMSprop (lr None: lr_g / lr_d)")
+def rmsprop(params, /, lr: float | None = None, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
             momentum: float = 0.0, centered: bool = False) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+    return torch.optim.RMSprop(params, lr=_given(lr), alpha=alpha, eps=eps, weight_decay=weight_decay,
                                momentum=momentum, centered=centered)
+
+
+def _given(lr: float | None) -> float:
+    if lr is None:     # the GAN passes its lr_g / lr_d; only a direct call can leave it out
+        raise ConfigError("an optimizer needs a learning rate: give lr")
+    return lr
 
 
 def check_optimizer_spec(spec: OptimizerSpec, what: str = "optimizer") -> None:
@@ -78,12 +85,12 @@ def make_optimizer(spec: OptimizerSpec, params: Iterable[Tensor], lr: float, bet
 
 
 def _check_values(what: str, name: str, kwargs: dict[str, Any]) -> None:
-    if "lr" in kwargs and not (kwargs["lr"] > 0 and math.isfinite(kwargs["lr"])):
+    if kwargs.get("lr") is not None and not (kwargs["lr"] > 0 and math.isfinite(kwargs["lr"])):
         raise ConfigError(f"{what} {name!r}: lr must be a positive number, got {kwargs['lr']}")
     for key in ("eps", "weight_decay", "momentum", "dampening"):
         if key in kwargs and not (kwargs[key] >= 0 and math.isfinite(kwargs[key])):
             raise ConfigError(f"{what} {name!r}: {key} must be >= 0, got {kwargs[key]}")
     if "alpha" in kwargs and not 0 <= kwargs["alpha"] < 1:
         raise ConfigError(f"{what} {name!r}: alpha must be in [0, 1), got {kwargs['alpha']}")
-    if "betas" in kwargs and not all(0 <= b < 1 for b in kwargs["betas"]):
+    if kwargs.get("betas") is not None and not all(0 <= b < 1 for b in kwargs["betas"]):
         raise ConfigError(f"{what} {name!r}: betas must be in [0, 1), got {kwargs['betas']}")
