@@ -125,6 +125,7 @@ class GAN:
             name: self.make_optimizer(name, m)
             for name, m in self.modules.items() if any(p.requires_grad for p in m.parameters())}
         self.scheme.check_optimizers(self)
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}    # schedule_lr sets them
         # hook order is fixed at build time, not re-sorted every step (e.g. label-flip after smoothing)
         self._target_tricks = sorted((t for t in self.tricks if type(t).targets is not Trick.targets),
                                      key=lambda t: t.order)
@@ -366,6 +367,9 @@ class GAN:
 
     def _scheme_step(self, real: "Tensor | Iterator[Tensor] | Callable[[], Tensor]") -> "StepLogs":
         next_real = self._checked(_as_next(real, self.device))
+        for scheduler in self.schedulers.values():    # this step's rate: base · factor(step_count)
+            while scheduler.last_epoch < self.step_count:
+                scheduler.step()
         for module in self.modules.values():
             module.train()
         self._pending = []
@@ -439,6 +443,7 @@ class GAN:
                  "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                  "tricks": {t.name: t.state_dict() for t in self.tricks},
                  "scheme": self.scheme.state_dict(), "step": self.step_count,
+                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                  "rng": {"torch": torch.get_rng_state()}}
         if torch.cuda.is_available() and self.device.type == "cuda":
             state["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -453,6 +458,14 @@ class GAN:
             t.load_state_dict(state["tricks"].get(t.name, {}))
         self.scheme.load_state_dict(state.get("scheme", {}))
         self.step_count = int(state["step"])
+        for k, scheduler in self.schedulers.items():
+            if k in state.get("schedulers", {}):
+                scheduler.load_state_dict(state["schedulers"][k])
+            else:     # a checkpoint from before the schedulers: its base rates were kept in the param groups
+                scheduler.load_state_dict({
+                    **scheduler.state_dict(), "last_epoch": max(self.step_count - 1, 0),
+                    "_step_count": self.step_count + 1,     # it has stepped: torch need not warn of the order
+                    "base_lrs": [g.get("base_lr", g["lr"]) for g in scheduler.optimizer.param_groups]})
         if restore_rng:
             torch.set_rng_state(state["rng"]["torch"])
             if "cuda" in state["rng"] and self.device.type == "cuda":
@@ -475,18 +488,18 @@ class GAN:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] *= scale
-                if "base_lr" in group:
-                    group["base_lr"] *= scale
+        for scheduler in self.schedulers.values():
+            scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
 
-    def set_lr_factor(self, factor: float) -> None:
-        """A schedule's step: every learning rate becomes its base rate times ``factor``.
-
-        The base is each group's rate at the first call; it lives in the optimizer's
-        param groups, so it is saved in checkpoints and a resumed run continues the schedule.
-        """
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
+    def schedule_lr(self, factor: Callable[[int], float]) -> None:
+        """Every optimizer's rate becomes its base rate times ``factor(step)`` at each step: one
+        ``torch.optim.lr_scheduler.LambdaLR`` per optimizer, stepped at the start of each :meth:`step`
+        (the step after ``step_count`` steps uses ``factor(step_count)``). Call it
+        before the first step (a resumed run: before :meth:`load_state_dict`, which restores the
+        schedulers' state, so the schedule continues exactly)."""
+        if self.step_count:
+            raise ConfigError("schedule_lr: set the schedule before the first step (or before load_state_dict)")
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in self.optimizers.items()}
 
 
 class StepLogs:

@@ -13,6 +13,7 @@ A run folder holds::
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -180,6 +181,8 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
                                   f"run); give more steps to continue it")
         sampler = data if data is not None else build_data(config)
         gan = build_gan(config, sampler.shape)
+        if config.lr_decay != "none":
+            gan.schedule_lr(functools.partial(lr_factor, config))
         _check_batch(config, gan, world.size)
         if world.active:
             gan.distribute(world, sync_batchnorm=config.sync_bn)
@@ -276,8 +279,6 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
                 raise Stopped(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step "
                               f"{gan.step_count}" + (f"; checkpoint {path.name} written, continue with "
                                                      f"--resume" if path else ""))
-            if config.lr_decay != "none":
-                gan.set_lr_factor(lr_factor(config, gan.step_count))
             pending.append(gan.step_deferred(next_real) if trained["steps"] else _first_step(gan, next_real, config))
             trained["steps"] += 1
             step = gan.step_count

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import gantricks as gt
-from gantricks.checkpoint import load_latest
+from gantricks.checkpoint import load_latest, save_checkpoint
 from gantricks.cli import main
 from gantricks.config import TrainConfig, load_toml
 from gantricks.errors import ConfigError
@@ -110,7 +110,8 @@ def test_toml_table_and_saved_config(tmp_path):
     assert (config.optimizer_d, config.optimizer_g) == ("sgd:lr=0.01,momentum=0.9", "adamw")
 
 
-def test_schedule_and_resume_exact_with_sgd_momentum_and_rmsprop(tmp_path):
+@pytest.mark.parametrize("old_checkpoint", [False, True])
+def test_schedule_and_resume_exact_with_sgd_momentum_and_rmsprop(tmp_path, old_checkpoint):
     """The linear decay moves any optimizer's rate, and a run stopped at step 13 of 20 and resumed (from step 10) ends
     with the same weights and optimizer state as one run straight through (the decay starts at step 10)."""
     config = TrainConfig(steps=20, lr_g=2e-3, lr_d=1e-3, lr_decay="linear", lr_decay_start=0.5,
@@ -125,6 +126,14 @@ def test_schedule_and_resume_exact_with_sgd_momentum_and_rmsprop(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "part", on_step=crash)
     assert load_latest(tmp_path / "part" / "checkpoints")[1]["step"] == 10
+    if old_checkpoint:     # as written before the LambdaLR schedulers: the base rates in the param groups
+        path, state = load_latest(tmp_path / "part" / "checkpoints")
+        del state["gan"]["schedulers"]
+        for opt in state["gan"]["optimizers"].values():
+            for group in opt["param_groups"]:
+                group["base_lr"] = group.pop("initial_lr")
+        path.unlink()
+        save_checkpoint(tmp_path / "part" / "checkpoints", 10, state)
     train(config, tmp_path / "part", resume=True)
     full, part = (load_latest(tmp_path / r / "checkpoints")[1]["gan"] for r in ("full", "part"))
     assert full["step"] == part["step"] == 20
