@@ -19,7 +19,9 @@ a combination that cannot work, so it fails at step 0, not at step 500.
 ``touches`` is derived from the hooks a class overrides (:func:`checked_touches`), at
 registration and for a trick handed to the GAN: the schemes' safety checks read it, so it
 cannot be a free string that a typo turns off. Derived rather than only checked, because the
-overridden hooks *are* the truth and a declaration could only repeat or contradict them.
+overridden hooks *are* the truth and a declaration could only repeat or contradict them; one that
+contradicts them (an entry with no hook behind it, e.g. a misspelt ``d_term``) or names no known
+entry is refused. D/G architecture cannot be derived (``setup`` also builds EMA copies): declared.
 """
 from __future__ import annotations
 
@@ -64,7 +66,8 @@ class StepContext:
 
 
 class Trick:
-    """Base class. Subclasses set ``name``, ``touches`` and override hooks."""
+    """Base class. Subclasses override hooks; registering sets ``name`` and adds to ``touches`` what
+    the overridden hooks touch (:func:`checked_touches`); only D/G architecture is declared by hand."""
 
     name: str = ""
     touches: tuple[str, ...] = ()
