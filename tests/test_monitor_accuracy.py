@@ -63,3 +63,21 @@ def test_script_runs_on_the_checked_in_results(capsys):
     monitor_accuracy.main([str(RESULTS)])
     out = capsys.readouterr().out
     assert "chosen on ring8" in out and "| grid25 (held out) | default 0.3 |" in out and "| ring8 | fitted" in out
+
+
+def test_replay_of_a_fresh_run_raises_its_live_flags(tmp_path):
+    """A run trained now: replaying its metrics.jsonl evaluations raises the mode-collapse flags it raised."""
+    from gantricks.bench import plan
+    from gantricks.monitor import Monitor
+    from gantricks.train import train
+
+    [job] = plan("grid25", ["baseline"], 1, 600, tmp_path, "collapse")
+    train(job.config().replace(eval_every=100, checkpoint_every=0, sample_plots="last"), tmp_path / "run",
+          overwrite=True)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    live = [(r["step"], r["flag"]) for r in records if r["kind"] == "flag" and r["flag"] == "mode-collapse"]
+    monitor, replayed = Monitor(), []
+    for e in (r for r in records if r["kind"] == "eval"):
+        metrics = {k: (math.inf if v == "inf" else v) for k, v in e.items()}
+        replayed += [(f.step, f.name) for f in monitor.judge_eval(e["step"], metrics) if f.name == "mode-collapse"]
+    assert live and replayed == live
