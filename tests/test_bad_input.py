@@ -264,18 +264,23 @@ def test_sigterm_writes_a_checkpoint_and_the_resume_is_exact(tmp_path, uninterru
 def test_a_second_signal_exits_at_once():
     from gantricks.train import _StopRequest
 
-    stop = _StopRequest()
-    stop.install()
+    # as in a terminal, whatever started pytest (a background job starts with SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.01)
-        assert stop.signum == signal.SIGINT
-        with pytest.raises(KeyboardInterrupt):
+        stop = _StopRequest()
+        stop.install()
+        try:
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.5)
+            time.sleep(0.01)
+            assert stop.signum == signal.SIGINT
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+        finally:
+            stop.restore()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # the handler before is back
     finally:
-        stop.restore()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_non_finite_stop_has_its_own_exit_code(monkeypatch, tmp_path, capsys):
