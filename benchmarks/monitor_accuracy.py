@@ -20,6 +20,7 @@ import json
 import math
 import statistics
 from pathlib import Path
+from typing import Iterator
 
 from gantricks.collapse import collapsed_counts
 from gantricks.monitor import Monitor
@@ -40,15 +41,23 @@ def load(paths: list[Path]) -> list[dict]:
     return runs
 
 
+def replay_evals(evals: list[dict], **thresholds) -> Iterator[tuple[dict, Monitor, list]]:
+    """Each evaluation record with the monitor after judging it and the flags that raised."""
+    monitor = Monitor(**thresholds)
+    for e in evals:
+        yield e, monitor, monitor.judge_eval(e["step"], dict(e))
+
+
+def raised_flags(evals: list[dict], **thresholds) -> list[tuple[int, str]]:
+    """(step, name) of each mode-collapse flag the evaluation rule raises on these evaluations."""
+    return [(f.step, f.name) for _, _, flags in replay_evals(evals, **thresholds) for f in flags
+            if f.name == "mode-collapse"]
+
+
 def replay(run: dict, **thresholds) -> list[tuple[int, bool, bool]]:
     """(step, flag up, collapsed) at each evaluation of ``run``."""
-    monitor = Monitor(**thresholds)
-    out = []
-    for e in run["evals"]:
-        metrics = {k: (math.inf if v == "inf" else v) for k, v in e.items() if v is not None}
-        monitor.judge_eval(e["step"], metrics)
-        out.append((e["step"], "mode-collapse" in monitor.active, collapsed_counts(e["mode_counts"])))
-    return out
+    return [(e["step"], "mode-collapse" in monitor.active, collapsed_counts(e["mode_counts"]))
+            for e, monitor, _ in replay_evals(run["evals"], **thresholds)]
 
 
 def score(runs: list[dict], **thresholds) -> dict:

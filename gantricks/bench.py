@@ -407,8 +407,8 @@ def intro(protocol: str, kind: str = "mixtures") -> str:
                 "that classifier's feature space, not comparable with Inception FIDs. Mean ± standard error over "
                 "seeds.")
     settings = PROTOCOLS[protocol]
-    data = ("fresh data every batch" if "train_points=0" in str(PROTOCOL_DATA.get(protocol, ""))
-            else "100k training points")
+    fresh = any("train_points=0" in options for options in PROTOCOL_DATA.get(protocol, {}).values())
+    data = "fresh data every batch" if fresh else "100k training points"
     return (f"Protocol '{protocol}': {PROTOCOL_TEXT[protocol]}, batch {settings['batch_size']}, z {settings['z_dim']}-D, "
             f"{data}, unless a cell overrides them; 2,500 samples per evaluation, high quality within 3 std, "
             "reverse KL = KL(p_gen ‖ uniform over modes). Mean ± standard error over seeds.")

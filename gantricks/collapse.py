@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from .metrics.mixture import reverse_kl
+
 KL_HALF = math.log(2.0)
 
 
@@ -22,13 +24,7 @@ def is_collapsed(modes_covered: int, modes: int, reverse_kl: float) -> bool:
 
 def collapsed_counts(mode_counts: Sequence[int]) -> bool:
     """:func:`is_collapsed` from an evaluation's sharp samples per mode."""
-    total = sum(mode_counts)
-    covered = sum(1 for c in mode_counts if c > 0)
-    if total == 0:
-        return True
-    k = len(mode_counts)
-    kl = sum((c / total) * math.log(k * c / total) for c in mode_counts if c > 0)
-    return is_collapsed(covered, k, kl)
+    return is_collapsed(sum(1 for c in mode_counts if c > 0), len(mode_counts), reverse_kl(mode_counts))
 
 
 def verdict(collapsed_share: float, baseline_share: float | None) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -50,11 +51,17 @@ def mixture_coverage(samples: Tensor, centers: Tensor, std: "float | Tensor", qu
     high_quality = finite & (nearest_dist < quality_stds * std_t[nearest])
     counts = torch.bincount(nearest[high_quality], minlength=k)
     n_hq = int(counts.sum())
-    if n_hq == 0:
-        reverse_kl = math.inf
-    else:
-        p = counts.double() / n_hq
-        nz = p > 0
-        reverse_kl = float((p[nz] * torch.log(k * p[nz])).sum())
     return {"modes_covered": int((counts > 0).sum()), "high_quality_pct": 100.0 * n_hq / len(samples),
-            "reverse_kl": reverse_kl, "modes": k, "samples": len(samples), "mode_counts": counts.tolist()}
+            "reverse_kl": reverse_kl(counts), "modes": k, "samples": len(samples), "mode_counts": counts.tolist()}
+
+
+def reverse_kl(mode_counts: "Tensor | Sequence[int]") -> float:
+    """KL(p ‖ U) = Σ_k p_k log(K p_k) of the histogram ``mode_counts`` over K modes (0 log 0 = 0);
+    ``inf`` for an empty histogram, where p is undefined."""
+    counts = torch.as_tensor(mode_counts, dtype=torch.float64)
+    total = float(counts.sum())
+    if total == 0:
+        return math.inf
+    p = counts / total
+    nz = p > 0
+    return float((p[nz] * torch.log(len(counts) * p[nz])).sum())
