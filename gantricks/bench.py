@@ -246,9 +246,9 @@ def run_bench(suite: str, seeds: int, steps: int | None, out: Path, workers: int
     ``settings``: ``"KEY=VALUE"`` config settings over every cell's own (``--set``)."""
     from tqdm.auto import tqdm
 
+    jobs = plan(suite, only, seeds, steps, out, protocol, device, settings)   # a bad plan makes no folder
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
-    jobs = plan(suite, only, seeds, steps, out, protocol, device, settings)
     protocol = jobs[0].protocol if jobs else protocol
     done = {_key(r) for r in load_results(results_path)}
     todo = [j for j in jobs if j.key not in done]

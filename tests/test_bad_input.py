@@ -74,6 +74,9 @@ ROWS = {
                       "--steps", "2", "--only", "baseline", "--workers", "1"], "is a file, not a bench folder", []),
     "list of an unknown name": (
         lambda t, r: ["list", "nope"], "is neither a kind", []),
+    "bench protocol that does not fit the suite": (
+        lambda t, r: ["bench", "--out", str(t / "bench"), "--suite", "stacked-mnist", "--protocol", "collapse"],
+        "protocol 'collapse' is for mixtures", ["bench"]),
     "label smoothing with the hinge loss": (
         lambda t, r: ["train", "--out", str(t / "run"), "--loss", "hinge", "--trick", "label-smoothing:real=0.9",
                       "--steps", "2", *SMALL], "label-smoothing", ["run"]),
