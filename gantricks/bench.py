@@ -65,6 +65,10 @@ PROTOCOLS = {
     "dcgan-small": dict(batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, z_dim=100, eval_samples=10_000,
                         generator="dcgan:width=32", discriminator="dcgan:width=32"),
 }
+# PacGAN's Table 3 (from the Unrolled GAN paper's Table 2): the same G with a D of 1/4 or 1/2 its width, where
+# the plain DCGAN collapses (30.6 and 628.0 of 1,000 modes there)
+for _name, _width in (("dcgan-small-d4", 8), ("dcgan-small-d2", 16)):
+    PROTOCOLS[_name] = dict(PROTOCOLS["dcgan-small"], discriminator=f"dcgan:width={_width}")
 PROTOCOL_TEXT = {
     "pacgan": "PacGAN's 2D nets (G 4×400 ReLU+BN, D 3×200 maxout-5), Adam lr 1e-4 β1 0.8",
     "fast": "the fast protocol's nets (G 3×128 ReLU+BN, D 3×128 LeakyReLU), Adam lr 3e-4 β1 0.5",
@@ -72,14 +76,18 @@ PROTOCOL_TEXT = {
                 "on x/4, orthogonal init 0.8, minimax loss, Adam lr 1e-4 β1 0.5; ring8 at radius 2, std 0.02)",
     "dcgan-small": "DCGAN nets of width 32 (G 64x7x7 -> 32x14x14 -> 3x28x28, D 32 -> 64 channels), Adam lr 2e-4 "
                    "β1 0.5",
+    "dcgan-small-d4": "dcgan-small with a D of a quarter of G's width (D 8 -> 16 channels): PacGAN's Table 3 "
+                      "setting, where the plain DCGAN collapses",
+    "dcgan-small-d2": "dcgan-small with a D of half G's width (D 16 -> 32 channels): PacGAN's Table 3 setting",
 }
-PROTOCOL_KIND = {"pacgan": "mixtures", "fast": "mixtures", "collapse": "mixtures", "dcgan-small": "images"}
+PROTOCOL_KIND = {"pacgan": "mixtures", "fast": "mixtures", "collapse": "mixtures", "dcgan-small": "images",
+                 "dcgan-small-d4": "images", "dcgan-small-d2": "images"}
 # dataset options of a protocol, per dataset (collapse: no fixed training set, and the paper's ring)
 PROTOCOL_DATA = {"collapse": {"ring8": "radius=2,std=0.02,train_points=0", "grid25": "train_points=0"}}
 DEFAULT_PROTOCOL = {"mixtures": "pacgan", "images": "dcgan-small"}
 DEFAULT_STEPS = {"collapse": 10_000}            # --steps when not given; others 20,000
 SAMPLE_PLOTS = {"collapse": "every"}            # a scatter at every evaluation shows the mode hopping; others: last
-EVALS_PER_RUN = {"dcgan-small": 4}          # others: 10 (an image evaluation costs ~20 s on one CPU thread)
+EVALS_PER_RUN = {"dcgan-small": 4, "dcgan-small-d4": 4, "dcgan-small-d2": 4}          # others: 10 (an image evaluation costs ~20 s on one CPU thread)
 
 
 def recipes() -> dict[str, dict[str, Any]]:

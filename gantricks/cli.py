@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default=None,
                    help="mixtures: pacgan (PacGAN's nets and optimizer, the default), fast (3x128 nets) or "
                         "collapse (the Unrolled GAN paper's 2-D setup, where the plain GAN collapses); "
-                        "stacked-mnist: dcgan-small (DCGAN nets of width 32, the default)")
+                        "stacked-mnist: dcgan-small (DCGAN nets of width 32, the default), dcgan-small-d4 or "
+                        "dcgan-small-d2 (D of 1/4 or 1/2 G's width: PacGAN's Table 3, where DCGAN collapses)")
     p.add_argument("--device", default="cpu", help="where each run trains: cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a config setting over every cell's own, e.g. --set lr_decay_start=0.25 (repeatable); "

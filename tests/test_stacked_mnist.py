@@ -160,3 +160,23 @@ def test_bench_suite_runs_and_reports_beside_the_published_rows(tmp_path, classi
     report = (tmp_path / "report.md").read_text()
     assert "| cell | modes | KL | FID (digit features) | coverage |" in report
     assert "| PacGAN paper: PacDCGAN2 | 1000±0 | 0.06±0.003 |" in report and "| pacgan | " in report
+
+
+@pytest.mark.parametrize("protocol, d_width", [("dcgan-small-d4", 8), ("dcgan-small-d2", 16)])
+def test_small_d_protocols_are_table3s_setting_and_train_through_the_cli(protocol, d_width, tmp_path, classifier,
+                                                                          monkeypatch, capsys):
+    from gantricks import bench
+
+    config = plan("stacked-mnist", ["baseline"], 1, 8, tmp_path, protocol)[0].config()
+    assert config.discriminator == f"dcgan:width={d_width}" and config.generator == "dcgan:width=32"
+    assert {k: v for k, v in bench.PROTOCOLS[protocol].items() if k != "discriminator"} == \
+        {k: v for k, v in bench.PROTOCOLS["dcgan-small"].items() if k != "discriminator"}
+    # a few steps through the CLI on smaller nets of the same ratio (the test's budget), D = G / (32 / d_width)
+    monkeypatch.setitem(bench.PROTOCOLS, protocol, dict(bench.PROTOCOLS[protocol], eval_samples=64,
+                                                        generator="dcgan:width=8",
+                                                        discriminator=f"dcgan:width={d_width // 4}"))
+    assert main(["bench", "--suite", "stacked-mnist", "--protocol", protocol, "--only", "baseline", "--seeds", "1",
+                 "--steps", "2", "--workers", "1", "--out", str(tmp_path / "b")]) == 0
+    line = json.loads((tmp_path / "b" / "results.jsonl").read_text().splitlines()[0])
+    assert line["error"] is None and line["protocol"] == protocol and line["modes_covered"] >= 1
+    assert "| PacGAN paper, D=¼G: DCGAN | 30.6 | 5.99 |" in (tmp_path / "b" / "report.md").read_text()
