@@ -102,8 +102,10 @@ def cells() -> dict[str, dict[str, Any]]:
     for name in tricks.names():
         out[name] = {"tricks": [name]}
     for name in schemes.names():
-        if name != "standard" and not getattr(schemes.get(name).factory, "paired_data", False):
-            out[name] = {"scheme": name}
+        factory = schemes.get(name).factory
+        if name != "standard" and not getattr(factory, "paired_data", False):
+            # a scheme with its own loss (EBGAN's margin) runs under any protocol, whose loss it replaces
+            out[name] = {"scheme": name, **({"loss": "nonsaturating"} if getattr(factory, "own_loss", False) else {})}
     for name in losses.names():
         if name != "nonsaturating":
             out[f"loss-{name}"] = {"loss": name}

@@ -122,3 +122,14 @@ def test_hopping_stats_and_verdicts():
     assert hopping_stats([{"evals": []}]) is None
     assert verdict(0.1, 1.0) == "rescues" and verdict(0.6, 1.0) == "partly" and verdict(0.9, 1.0) == "no"
     assert verdict(0.0, 0.2) == "no collapse to rescue"
+
+
+@pytest.mark.parametrize("protocol", ["collapse", "fast"])
+def test_every_matrix_cell_builds_under_the_protocol(protocol, tmp_path):
+    """Every cell of the trick matrix builds its GAN under the protocol (a config check is not enough: EBGAN,
+    whose margin loss replaces the loss setting, was refused at build under the collapse protocol's minimax)."""
+    from gantricks.bench import _distinct, cells
+
+    for job in plan("ring8", _distinct(cells()), 1, 10, tmp_path, protocol):
+        config = job.config()
+        build_gan(config, build_data(config).shape)

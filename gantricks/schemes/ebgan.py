@@ -97,6 +97,8 @@ class EBGAN(Scheme):
             raise ConfigError(f"scheme 'ebgan': pt_weight must be >= 0, got {pt_weight}")
         self.margin, self.pt_weight = margin, pt_weight
 
+    own_loss = True                # its margin loss replaces the loss setting (a bench cell leaves that at its default)
+
     # built-in nets whose D gives logits, which have no energy
     LOGIT_NETS = ("mlp", "dcgan", "resnet-sn")
 
