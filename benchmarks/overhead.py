@@ -1,6 +1,6 @@
 """The library's overhead: ``gan.step`` against a hand-written PyTorch loop, side by side.
 
-    python benchmarks/overhead.py [--models mlp64 mlp128 ring-mlp dcgan] [--steps 30] [--repeats 7] [--device cpu]
+    python benchmarks/overhead.py [--models mlp64 mlp128 ring-mlp dcgan] [--steps N] [--repeats 7] [--device cpu]
                                   [--threads 1] [--precision fp32|bf16] [--compile] [--json out.json]
 
 Both paths train the same nets (two copies of one initialisation), on the same data
@@ -94,6 +94,7 @@ class SmallMLP(nn.Sequential):
 
 
 SMALL_NETS = {"mlp64": (64, 256), "mlp128": (128, 100)}     # (width, batch): a user's first experiment
+DEFAULT_STEPS = {"mlp64": 100, "mlp128": 100, "ring-mlp": 30, "dcgan": 5}      # per timing, when not given
 
 
 def make_model(name: str, width: int | None = None):
@@ -268,7 +269,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mlp64", "mlp128", "ring-mlp", "dcgan"],
                         choices=[*SMALL_NETS, "ring-mlp", "dcgan"])
-    parser.add_argument("--steps", type=int, default=30, help="steps per timing")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"steps per timing (default per model, about 0.3 s of steps: {DEFAULT_STEPS})")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved timings per path")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cpu")
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    results = [compare(m, args.steps, args.repeats, args.warmup, device, args.precision, args.compile,
+    results = [compare(m, args.steps or DEFAULT_STEPS[m], args.repeats, args.warmup, device, args.precision, args.compile,
                        args.dcgan_width if m == "dcgan" else None, args.read_every) for m in args.models]
     print(f"torch {torch.__version__}, device {device}, {args.threads} torch thread(s), precision {args.precision}"
           f"{', compiled' if args.compile else ''}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

@@ -177,7 +177,7 @@ def cmd_bench(args) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise GantricksError(f"--out {args.out} is a file, not a bench folder; choose another --out")
     run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only,
-              protocol=args.protocol, device=args.device, settings=args.set or ())
+              protocol=args.protocol, device=args.device, settings=args.set or (), vectorize=args.vectorize)
     print((Path(args.out) / "report.md").read_text())
     return 0
 
@@ -327,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a config setting over every cell's own, e.g. --set lr_decay_start=0.25 (repeatable); "
                         "its runs are kept apart from those without it")
+    p.add_argument("--vectorize", action="store_true",
+                   help="train the seeds of a cell side by side as one batched model where the cell allows it (the "
+                        "standard scheme, no tricks, the mlp nets, adam); other cells run alone, and the report "
+                        "says which ran how")
     p.add_argument("--out", required=True, help="bench folder (results.jsonl, report.md, runs/); rerun to resume")
     p.set_defaults(func=cmd_bench)
 
