@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "its runs are kept apart from those without it")
     p.add_argument("--vectorize", action="store_true",
                    help="train the seeds of a cell side by side as one batched model where the cell allows it (the "
-                        "standard scheme, no tricks, the mlp nets, adam); other cells run alone, and the report "
+                        "standard scheme, no tricks but label smoothing, the mlp nets, adam); other cells run alone, and the report "
                         "says which ran how")
     p.add_argument("--out", required=True, help="bench folder (results.jsonl, report.md, runs/); rerun to resume")
     p.set_defaults(func=cmd_bench)

@@ -17,7 +17,8 @@ no TensorBoard events), so ``gantricks eval``, ``sample`` and ``train --resume``
 resumes a killed seed on its own from its checkpoint. A seed whose loss or gradient goes non-finite stops
 there with :class:`NonFiniteError` (its result line says so); the others go on.
 
-What can run this way (:func:`why_not`): the standard scheme (alternating, any ``n_critic``), no tricks,
+What can run this way (:func:`why_not`): the standard scheme (alternating, any ``n_critic``), no tricks but
+one-sided label smoothing,
 the built-in ``mlp`` nets, any registered loss, Adam without options, no learning-rate decay, fp32.
 Anything else (a trick that mixes samples across the batch, a scheme with its own step, ...) runs as
 separate runs; the bench's report says which ran how.
@@ -44,6 +45,9 @@ from .runlock import RunLock
 from .train import RunDir, _atomic_write, _plot_samples, _record, _Silent, evaluate, finish_plots
 
 NETS = ("mlp",)
+# tricks whose only hook is a rule on D's targets that draws no random numbers: the seeds' GANs apply them
+# to the (B,) targets, which are the same for every seed
+TARGET_RULES = ("label-smoothing",)
 LOG_KEYS = ("grad_norm_d", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_adv", "d_loss",
             "grad_norm_g", "g_adv", "g_loss")           # the standard scheme's logs, in its order
 CHECKS = (("D loss", "d_loss"), ("D gradient", "grad_norm_d"), ("G loss", "g_loss"), ("G gradient", "grad_norm_g"))
@@ -54,8 +58,9 @@ def why_not(config: TrainConfig) -> str | None:
     scheme = Spec.parse(config.scheme)
     if scheme.name != "standard" or scheme.options:
         return f"scheme {config.scheme!r} (only the standard scheme, without options)"
-    if config.tricks:
-        return f"trick {Spec.parse(config.tricks[0]).name!r} (tricks are not batched yet)"
+    other = [Spec.parse(t).name for t in config.tricks if Spec.parse(t).name not in TARGET_RULES]
+    if other:
+        return f"trick {other[0]!r} (of the tricks only {', '.join(TARGET_RULES)} is batched yet)"
     for role in ("generator", "discriminator"):
         if Spec.parse(getattr(config, role)).name not in NETS:
             return f"{role} {getattr(config, role)!r} (only the built-in {', '.join(NETS)} nets)"
@@ -159,8 +164,8 @@ class SeedStack:
             with torch.no_grad():
                 fake = self.G(self._z(n))
             real_logits, fake_logits = self.D(real), self.D(fake)
-            ones, zeros = torch.ones(n, device=self.device), torch.zeros(n, device=self.device)
-            d_adv = self._loss_d(real_logits, fake_logits, ones, zeros)
+            real_t, fake_t = self.gans[0].targets(n, n, self.device)     # with the target rules (TARGET_RULES)
+            d_adv = self._loss_d(real_logits, fake_logits, real_t, fake_t)
             self.opt_d.zero_grad(set_to_none=True)
             d_adv.sum().backward()
             logs["grad_norm_d"] = _norms(self.D.parameters())
