@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import copy
 import json
+import math
 import os
 import statistics
 import time
@@ -171,7 +172,10 @@ class LibraryLoop:
         self.logs: dict = {}
 
     def __call__(self) -> None:
-        self.pending.append(self.gan.step_deferred(self.next_real, diagnostics=self.diagnostics))
+        if self.diagnostics:          # (as train calls it: also with a library from before diagnostics=)
+            self.pending.append(self.gan.step_deferred(self.next_real))
+        else:
+            self.pending.append(self.gan.step_deferred(self.next_real, diagnostics=False))
         if len(self.pending) >= self.read_every:
             self.flush()
 
@@ -219,7 +223,7 @@ def timed(step: Callable[[], object], steps: int, device: torch.device) -> tuple
 
 
 def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.device, precision: str,
-            compile: bool, width: int | None = None, read_every: int | None = None) -> dict:
+            compile: bool, width: int | None = None, read_every: int | None = None, losses_only: bool = True) -> dict:
     """Interleaved timings of both paths on ``model``; medians and the throughput ratio."""
     G, D, z_shape, sampler, batch, where = make_model(model, width)
     G2, D2, G3, D3 = copy.deepcopy(G), copy.deepcopy(D), copy.deepcopy(G), copy.deepcopy(D)
@@ -234,6 +238,8 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
              "hand-written": hand_written(G2, D2, z_shape, lambda: sampler2(batch), device, autocast),
              "losses-only": library(G3, D3, z_shape, lambda: sampler3(batch), device, precision, compile, read_every,
                                     diagnostics=False)}
+    if not losses_only:
+        del paths["losses-only"]
     for step in paths.values():
         for _ in range(warmup):
             step()
@@ -243,7 +249,7 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     cpu: dict[str, list[float]] = {name: [] for name in paths}
     order = list(paths)
     for r in range(repeats):
-        for name in order[r % 3:] + order[:r % 3]:     # each path first, second and third in turn
+        for name in order[r % len(order):] + order[:r % len(order)]:     # each path first in turn
             w, c = timed(paths[name], steps, device)
             wall[name].append(w / steps)
             cpu[name].append(c / steps)
@@ -251,14 +257,14 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     # on an accelerator the wall clock is the measure
     times = cpu if device.type == "cpu" else wall
     ratios = [h / g for g, h in zip(times["gantricks"], times["hand-written"])]
-    lean = [h / g for g, h in zip(times["losses-only"], times["hand-written"])]
+    lean = [h / g for g, h in zip(times.get("losses-only", []), times["hand-written"])] or [math.nan]
     return {"model": model, "nets": where, "batch": batch, "device": str(device), "precision": precision,
             "compile": compile, "read_every": read_every, "steps": steps, "repeats": repeats,
             "clock": "cpu" if times is cpu else "wall",
             "ms_gantricks": 1000 * statistics.median(times["gantricks"]),
             "ms_hand": 1000 * statistics.median(times["hand-written"]),
             "ratio": statistics.median(ratios), "ratios": ratios,
-            "ms_losses_only": 1000 * statistics.median(times["losses-only"]),
+            "ms_losses_only": 1000 * statistics.median(times.get("losses-only", [math.nan])),
             "ratio_losses_only": statistics.median(lean), "ratios_losses_only": lean,
             "wall_ratio": statistics.median(h / g for g, h in zip(wall["gantricks"], wall["hand-written"])),
             "ms_gantricks_wall": 1000 * statistics.median(wall["gantricks"]),
@@ -280,12 +286,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--dcgan-width", type=int, default=None, help="DCGAN base width (default: the net's)")
     parser.add_argument("--read-every", type=int, default=None,
                         help="library: steps between reads of the logs (default as gantricks train: 1 on a CPU, 32 else)")
+    parser.add_argument("--losses-only", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time gan.step(diagnostics=False) (--no-losses-only: a library from before it)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     results = [compare(m, args.steps or DEFAULT_STEPS[m], args.repeats, args.warmup, device, args.precision, args.compile,
-                       args.dcgan_width if m == "dcgan" else None, args.read_every) for m in args.models]
+                       args.dcgan_width if m == "dcgan" else None, args.read_every, args.losses_only)
+               for m in args.models]
     print(f"torch {torch.__version__}, device {device}, {args.threads} torch thread(s), precision {args.precision}"
           f"{', compiled' if args.compile else ''}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"ms per step ({results[0]['clock'] if results else ''} time, median of {args.repeats}); ratio: "
