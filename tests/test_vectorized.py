@@ -13,7 +13,7 @@ from gantricks.vectorized import SeedStack, train_side_by_side, why_not
 
 STEPS = 20
 FAST = {**PROTOCOLS["fast"], "steps": STEPS, "eval_every": 10, "checkpoint_every": 10, "log_every": 1,
-        "progress": False, "eval_samples": 500, "keep_checkpoints": 1, "sample_plots": "last"}
+        "progress": False, "eval_samples": 200, "keep_checkpoints": 1, "sample_plots": "last"}
 SUPPORTED = [c for c, o in cells().items() if why_not(TrainConfig(**{**FAST, **o})) is None]
 
 
