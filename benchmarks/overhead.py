@@ -1,6 +1,6 @@
 """The library's overhead: ``gan.step`` against a hand-written PyTorch loop, side by side.
 
-    python benchmarks/overhead.py [--models ring-mlp dcgan] [--steps 30] [--repeats 7] [--device cpu]
+    python benchmarks/overhead.py [--models mlp64 mlp128 ring-mlp dcgan] [--steps N] [--repeats 7] [--device cpu]
                                   [--threads 1] [--precision fp32|bf16] [--compile] [--json out.json]
 
 Both paths train the same nets (two copies of one initialisation), on the same data
@@ -11,12 +11,18 @@ path in addition computes its logs (D's mean logits and accuracies, gradient nor
 losses and gradients are finite, as ``gantricks train`` does: ``gan.step_deferred`` each step and one
 ``gan.read`` of the logs every ``--read-every`` steps (default as ``train``: every step on a CPU, where a
 read is free, every 32 on a GPU, where each read waits for the device) and at the end of each timing.
+A third path, "losses only", is the library with ``diagnostics=False``: it logs the losses and keeps
+the finite checks (a fused check of the gradients instead of their norms), without D's accuracies,
+mean logits and gradient norms.
 
-Timings are interleaved: each repeat times ``--steps`` steps of one path then of the
-other, alternating which goes first, after warm-up steps. Printed: the median ms per
+Timings are interleaved: each repeat times ``--steps`` steps of each path in turn, rotating which
+goes first, after warm-up steps. Printed: the median ms per
 step of each path and the throughput ratio library / hand-written (median of the per-
 repeat ratios; 1.0 = no overhead). Models:
 
+* ``mlp64``, ``mlp128``: a user's own small nets (``nn.Sequential``, 3 hidden ReLU layers of width
+  64 at batch 256, of width 128 at batch 100) on ring8: a first experiment, where a step is short and
+  the library's fixed per-step work shows most.
 * ``ring-mlp``: PacGAN's 2D nets (G 4x400 ReLU+BN, D 3x200 maxout-5) on ring8, batch 100.
 * ``dcgan``: a DCGAN (Radford et al. 2016) for 32x32x3 images, batch 64 (the registry's
   ``dcgan`` net where one exists, else the one defined here), on a fixed set of random images.
@@ -27,6 +33,7 @@ import argparse
 import contextlib
 import copy
 import json
+import math
 import os
 import statistics
 import time
@@ -76,9 +83,29 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).flatten()
 
 
+class SmallMLP(nn.Sequential):
+    """A user's own small MLP, as written by hand: ``depth`` hidden layers of ``width`` ReLU units."""
+
+    def __init__(self, n_in: int, n_out: int, width: int, depth: int = 3, squeeze: bool = False):
+        layers, n = [], n_in
+        for _ in range(depth):
+            layers += [nn.Linear(n, width), nn.ReLU()]
+            n = width
+        super().__init__(*layers, nn.Linear(n, n_out), *([nn.Flatten(0)] if squeeze else []))
+
+
+SMALL_NETS = {"mlp64": (64, 256), "mlp128": (128, 100)}     # (width, batch): a user's first experiment
+DEFAULT_STEPS = {"mlp64": 100, "mlp128": 100, "ring-mlp": 30, "dcgan": 5}      # per timing, when not given
+
+
 def make_model(name: str, width: int | None = None):
     """(G, D, z_shape, sampler, batch size, where the nets come from)."""
     torch.manual_seed(0)
+    if name in SMALL_NETS:
+        width, batch = SMALL_NETS[name]
+        sampler = datasets.build("ring8", seed=0)
+        G, D = SmallMLP(2, 2, width), SmallMLP(2, 1, width, squeeze=True)
+        return G, D, (2,), sampler, batch, f"nn.Sequential, 3x{width} ReLU"
     if name == "ring-mlp":
         sampler = datasets.build("ring8", seed=0)
         G = nets.build("mlp", role="generator", data_shape=(2,), z_dim=2)
@@ -138,12 +165,17 @@ def hand_written(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real
 class LibraryLoop:
     """``gantricks train``'s inner loop without its files: a step, and the logs read every ``read_every``."""
 
-    def __init__(self, gan: "gt.GAN", next_real: Callable[[], torch.Tensor], read_every: int):
+    def __init__(self, gan: "gt.GAN", next_real: Callable[[], torch.Tensor], read_every: int,
+                 diagnostics: bool = True):
         self.gan, self.next_real, self.read_every, self.pending = gan, next_real, read_every, []
+        self.diagnostics = diagnostics
         self.logs: dict = {}
 
     def __call__(self) -> None:
-        self.pending.append(self.gan.step_deferred(self.next_real))
+        if self.diagnostics:          # (as train calls it: also with a library from before diagnostics=)
+            self.pending.append(self.gan.step_deferred(self.next_real))
+        else:
+            self.pending.append(self.gan.step_deferred(self.next_real, diagnostics=False))
         if len(self.pending) >= self.read_every:
             self.flush()
 
@@ -154,10 +186,11 @@ class LibraryLoop:
 
 
 def library(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real: Callable[[], torch.Tensor],
-            device: torch.device, precision: str, compile: bool, read_every: int = 1) -> LibraryLoop:
+            device: torch.device, precision: str, compile: bool, read_every: int = 1, diagnostics: bool = True
+            ) -> LibraryLoop:
     gan = gt.GAN(G, D, z_shape=z_shape, z_dim=z_shape[0], loss="nonsaturating", lr_g=LR, lr_d=LR, betas=BETAS,
                  device=device, **_extra(precision, compile))
-    return LibraryLoop(gan, next_real, read_every)
+    return LibraryLoop(gan, next_real, read_every, diagnostics)
 
 
 def _extra(precision: str, compile: bool) -> dict:
@@ -190,11 +223,11 @@ def timed(step: Callable[[], object], steps: int, device: torch.device) -> tuple
 
 
 def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.device, precision: str,
-            compile: bool, width: int | None = None, read_every: int | None = None) -> dict:
+            compile: bool, width: int | None = None, read_every: int | None = None, losses_only: bool = True) -> dict:
     """Interleaved timings of both paths on ``model``; medians and the throughput ratio."""
     G, D, z_shape, sampler, batch, where = make_model(model, width)
-    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
-    sampler2 = copy.deepcopy(sampler)
+    G2, D2, G3, D3 = copy.deepcopy(G), copy.deepcopy(D), copy.deepcopy(G), copy.deepcopy(D)
+    sampler2, sampler3 = copy.deepcopy(sampler), copy.deepcopy(sampler)
     dtype = torch.bfloat16
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if precision == "bf16" else contextlib.nullcontext
     G2.to(device), D2.to(device)
@@ -202,7 +235,11 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
         G2.compile(), D2.compile()
     read_every = read_every or default_read_every(device)
     paths = {"gantricks": library(G, D, z_shape, lambda: sampler(batch), device, precision, compile, read_every),
-             "hand-written": hand_written(G2, D2, z_shape, lambda: sampler2(batch), device, autocast)}
+             "hand-written": hand_written(G2, D2, z_shape, lambda: sampler2(batch), device, autocast),
+             "losses-only": library(G3, D3, z_shape, lambda: sampler3(batch), device, precision, compile, read_every,
+                                    diagnostics=False)}
+    if not losses_only:
+        del paths["losses-only"]
     for step in paths.values():
         for _ in range(warmup):
             step()
@@ -212,7 +249,7 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     cpu: dict[str, list[float]] = {name: [] for name in paths}
     order = list(paths)
     for r in range(repeats):
-        for name in (order if r % 2 == 0 else order[::-1]):
+        for name in order[r % len(order):] + order[:r % len(order)]:     # each path first in turn
             w, c = timed(paths[name], steps, device)
             wall[name].append(w / steps)
             cpu[name].append(c / steps)
@@ -220,12 +257,15 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     # on an accelerator the wall clock is the measure
     times = cpu if device.type == "cpu" else wall
     ratios = [h / g for g, h in zip(times["gantricks"], times["hand-written"])]
+    lean = [h / g for g, h in zip(times.get("losses-only", []), times["hand-written"])] or [math.nan]
     return {"model": model, "nets": where, "batch": batch, "device": str(device), "precision": precision,
             "compile": compile, "read_every": read_every, "steps": steps, "repeats": repeats,
             "clock": "cpu" if times is cpu else "wall",
             "ms_gantricks": 1000 * statistics.median(times["gantricks"]),
             "ms_hand": 1000 * statistics.median(times["hand-written"]),
             "ratio": statistics.median(ratios), "ratios": ratios,
+            "ms_losses_only": 1000 * statistics.median(times.get("losses-only", [math.nan])),
+            "ratio_losses_only": statistics.median(lean), "ratios_losses_only": lean,
             "wall_ratio": statistics.median(h / g for g, h in zip(wall["gantricks"], wall["hand-written"])),
             "ms_gantricks_wall": 1000 * statistics.median(wall["gantricks"]),
             "ms_hand_wall": 1000 * statistics.median(wall["hand-written"])}
@@ -233,8 +273,10 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["ring-mlp", "dcgan"], choices=["ring-mlp", "dcgan"])
-    parser.add_argument("--steps", type=int, default=30, help="steps per timing")
+    parser.add_argument("--models", nargs="+", default=["mlp64", "mlp128", "ring-mlp", "dcgan"],
+                        choices=[*SMALL_NETS, "ring-mlp", "dcgan"])
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"steps per timing (default per model, about 0.3 s of steps: {DEFAULT_STEPS})")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved timings per path")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cpu")
@@ -244,21 +286,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--dcgan-width", type=int, default=None, help="DCGAN base width (default: the net's)")
     parser.add_argument("--read-every", type=int, default=None,
                         help="library: steps between reads of the logs (default as gantricks train: 1 on a CPU, 32 else)")
+    parser.add_argument("--losses-only", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time gan.step(diagnostics=False) (--no-losses-only: a library from before it)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    results = [compare(m, args.steps, args.repeats, args.warmup, device, args.precision, args.compile,
-                       args.dcgan_width if m == "dcgan" else None, args.read_every) for m in args.models]
+    results = [compare(m, args.steps or DEFAULT_STEPS[m], args.repeats, args.warmup, device, args.precision, args.compile,
+                       args.dcgan_width if m == "dcgan" else None, args.read_every, args.losses_only)
+               for m in args.models]
     print(f"torch {torch.__version__}, device {device}, {args.threads} torch thread(s), precision {args.precision}"
           f"{', compiled' if args.compile else ''}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"ms per step ({results[0]['clock'] if results else ''} time, median of {args.repeats}); ratio: "
-          f"library throughput / hand-written (median of per-repeat ratios); wall ratio beside it")
-    print(f"{'model':>9} | {'batch':>5} | {'gantricks ms':>12} | {'hand ms':>8} | {'ratio':>5} | {'wall':>5} | "
-          f"per-repeat ratios")
+          f"library throughput / hand-written (median of per-repeat ratios; min-max beside it); wall ratio; "
+          f"'losses only': gan.step(diagnostics=False), the finite checks kept")
+    print(f"{'model':>9} | {'batch':>5} | {'gantricks ms':>12} | {'hand ms':>8} | {'ratio':>5} | {'min-max':>11} | "
+          f"{'wall':>5} | {'losses-only ms':>14} | {'ratio':>5} | {'min-max':>11}")
     for r in results:
+        spread = lambda xs: f"{min(xs):.3f}-{max(xs):.3f}"  # noqa: E731
         print(f"{r['model']:>9} | {r['batch']:>5} | {r['ms_gantricks']:>12.2f} | {r['ms_hand']:>8.2f} | "
-              f"{r['ratio']:>5.3f} | {r['wall_ratio']:>5.3f} | {' '.join(f'{x:.3f}' for x in r['ratios'])}"
+              f"{r['ratio']:>5.3f} | {spread(r['ratios']):>11} | {r['wall_ratio']:>5.3f} | "
+              f"{r['ms_losses_only']:>14.2f} | {r['ratio_losses_only']:>5.3f} | {spread(r['ratios_losses_only']):>11}"
               f"   ({r['nets']})")
     if args.json:
         with open(args.json, "w") as f:

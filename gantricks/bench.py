@@ -220,7 +220,11 @@ def _run_job(job: Job) -> dict[str, Any]:
         error = None
     except Exception as err:  # a diverging cell is a result too
         final, error = {}, f"{type(err).__name__}: {err}"
-    records = run.records()
+    return {**_result(job, final, run.records(), error),
+            "cpu_s": round(time.process_time() - cpu0, 2), "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def _result(job: Job, final: dict[str, Any], records: list[dict[str, Any]], error: str | None) -> dict[str, Any]:
     return {"cell": job.cell, "dataset": job.dataset, "seed": job.seed, "steps": job.steps, "protocol": job.protocol,
             **({"set": job.settings} if job.settings else {}),
             **{k: final.get(k) for k in RESULT_METRICS}, "mode_counts": final.get("mode_counts"),
@@ -228,8 +232,64 @@ def _run_job(job: Job) -> dict[str, Any]:
             # monitor raised: benchmarks/monitor_accuracy.py replays and scores the monitor on these lines
             "evals": [{k: r.get(k) for k in EVAL_KEYS} for r in records if r.get("kind") == "eval"],
             "flags": [{"step": r["step"], "flag": r["flag"]} for r in records if r.get("kind") == "flag"],
-            "cpu_s": round(time.process_time() - cpu0, 2), "wall_s": round(time.perf_counter() - t0, 2),
-            "error": error, "run": job.out, "device": job.device}
+            "cpu_s": None, "wall_s": None, "error": error, "run": job.out, "device": job.device}
+
+
+def _run_side_by_side(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """The seeds of one cell and dataset as one batched model (:mod:`gantricks.vectorized`); each seed's
+    line as :func:`_run_job` writes it, with ``vectorized`` (seeds in the batch), ``cpu_s`` and ``wall_s``
+    the batch's divided among them, and ``batch_cpu_s`` the whole batch's."""
+    import torch
+
+    from .train import RunDir
+    from .vectorized import train_side_by_side
+
+    torch.set_num_threads(1)
+    cpu0 = time.process_time()
+    try:
+        outcomes = train_side_by_side([j.config() for j in jobs], [j.out for j in jobs])
+    except Exception as err:  # a batch that failed as a whole: each seed then runs alone (and resumes)
+        return [{**_run_job(job), "vectorized": 0, "why_not": f"the batch failed: {type(err).__name__}: {err}"}
+                for job in jobs]
+    batch_cpu = round(time.process_time() - cpu0, 2)
+    out = []
+    for job, outcome in zip(jobs, outcomes):
+        final, records = outcome["final"], RunDir(Path(job.out)).records()
+        out.append({**_result(job, final, records, outcome["error"]), "cpu_s": outcome["cpu_s"],
+                    "wall_s": outcome["wall_s"], "vectorized": len(jobs), "batch_cpu_s": batch_cpu})
+    return out
+
+
+def _run_unit(unit: tuple) -> list[dict[str, Any]]:
+    """``("side", jobs)``: seeds side by side; ``("alone", job, why)``: one run (``why``: why it is not side by
+    side, where ``--vectorize`` asked for it)."""
+    if unit[0] == "side":
+        return _run_side_by_side(unit[1])
+    _, job, why = unit
+    return [{**_run_job(job), **({"vectorized": 0, "why_not": why} if why else {})}]
+
+
+def units(todo: Sequence[Job], vectorize: bool) -> list[tuple]:
+    """The plan's runs as units of work: with ``vectorize``, the fresh seeds of each cell and dataset that can
+    run side by side (:func:`gantricks.vectorized.why_not`) as one unit; every other run alone."""
+    if not vectorize:
+        return [("alone", job, "") for job in todo]
+    from .vectorized import why_not
+
+    groups: dict[tuple, list[Job]] = {}
+    for job in todo:
+        groups.setdefault((job.cell, job.dataset, job.steps, job.protocol, job.settings, job.device), []).append(job)
+    out: list[tuple] = []
+    for jobs in groups.values():
+        reason = why_not(jobs[0].config())
+        fresh = [j for j in jobs if not Path(j.out).exists()]
+        if reason is None and len(fresh) >= 2:
+            out.append(("side", fresh))
+            out += [("alone", j, "resumed from its own run folder") for j in jobs if j not in fresh]
+        else:
+            out += [("alone", j, reason or ("resumed from its own run folder" if Path(j.out).exists() else
+                                            "the only seed left to run")) for j in jobs]
+    return out
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:
@@ -250,10 +310,12 @@ def _key(r: dict) -> tuple:
 
 def run_bench(suite: str, seeds: int, steps: int | None, out: Path, workers: int = 1, only: Sequence[str] | None = None,
               progress: bool = True, protocol: str | None = "pacgan", device: str = "cpu",
-              settings: Sequence[str] = ()) -> list[dict[str, Any]]:
+              settings: Sequence[str] = (), vectorize: bool = False) -> list[dict[str, Any]]:
     """Run every missing (cell, dataset, seed) of the plan; returns all results of this plan.
     ``protocol`` None: the suite's default (pacgan on mixtures, dcgan-small on images).
-    ``settings``: ``"KEY=VALUE"`` config settings over every cell's own (``--set``)."""
+    ``settings``: ``"KEY=VALUE"`` config settings over every cell's own (``--set``).
+    ``vectorize``: the seeds of a cell that can run side by side train as one batched model
+    (:mod:`gantricks.vectorized`); the others alone, and each line says which ran how."""
     from tqdm.auto import tqdm
 
     jobs = plan(suite, only, seeds, steps, out, protocol, device, settings)   # a bad plan makes no folder
@@ -264,11 +326,12 @@ def run_bench(suite: str, seeds: int, steps: int | None, out: Path, workers: int
     todo = [j for j in jobs if j.key not in done]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), disable=not progress, unit="run", desc="bench")
     with results_path.open("a") as f:
-        for result in _imap(_run_job, todo, workers):
-            f.write(json.dumps(result) + "\n")
-            f.flush()
-            bar.update(1)
-            bar.set_postfix(last=f"{result['cell']}/{result['dataset']}/{result['seed']}", refresh=False)
+        for results in _imap(_run_unit, units(todo, vectorize), workers):
+            for result in results:
+                f.write(json.dumps(result) + "\n")
+                f.flush()
+                bar.update(1)
+                bar.set_postfix(last=f"{result['cell']}/{result['dataset']}/{result['seed']}", refresh=False)
     bar.close()
     keys = {j.key for j in jobs}
     mine = [r for r in load_results(results_path) if _key(r) in keys]
@@ -424,6 +487,28 @@ def intro(protocol: str, kind: str = "mixtures") -> str:
             "reverse KL = KL(p_gen ‖ uniform over modes). Mean ± standard error over seeds.")
 
 
+def side_by_side_note(results: Sequence[dict]) -> str:
+    """Which runs trained side by side (``--vectorize``) and which alone, and why; empty if none was asked."""
+    asked = [r for r in results if "vectorized" in r]
+    if not asked:
+        return ""
+    side: dict[str, set] = {}
+    alone: dict[str, set] = {}
+    for r in asked:
+        if r["vectorized"]:
+            side.setdefault(r["cell"], set()).add(r["vectorized"])
+        else:
+            alone.setdefault(f"{r['cell']} ({r.get('why_not', '')})", set()).add(r["dataset"])
+    parts = []
+    if side:
+        parts.append("Seeds side by side, each cell's seeds of a dataset as one batched model (--vectorize; "
+                     "CPU s/run is the batch's share): " + ", ".join(
+                         f"{cell} ({'/'.join(map(str, sorted(n)))} seeds)" for cell, n in side.items()) + ".")
+    if alone:
+        parts.append("Run alone: " + "; ".join(alone) + ".")
+    return " ".join(parts)
+
+
 def write_report(out: Path, results: Sequence[dict], order: Sequence[str], protocol: str = "pacgan",
                  kind: str = "mixtures", settings: str = "") -> Path:
     """``report.md``, ``summary.json`` and the self-contained ``report.html``."""
@@ -435,6 +520,9 @@ def write_report(out: Path, results: Sequence[dict], order: Sequence[str], proto
     note = ("Published (PacGAN trained ≈400k iterations):" if kind == "mixtures" else
             "Published Stacked MNIST (each paper's own classifier, nets and training length; PROTOCOLS.md):")
     text = ["# Trick matrix", "", text_intro, "", table, ""]
+    how = side_by_side_note(results)
+    if how:
+        text += [how, ""]
     if kind == "mixtures":
         text += ["Collapse and mode hopping, per dataset: modes covered per evaluation (mean over evaluations and "
                  "seeds), modes visited over a run's evaluations, runs collapsed at the last evaluation (at most half "

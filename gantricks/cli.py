@@ -13,7 +13,7 @@ import re
 import sys
 import typing
 import warnings
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,8 +33,7 @@ def _field_help() -> dict[str, str]:
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     helps = _field_help()
     hints = typing.get_type_hints(TrainConfig)
-    default = TrainConfig()
-    for f in fields(TrainConfig):
+    for f in fields(TrainConfig):     # the defaults as declared (TrainConfig() would check them: torch)
         flag = "--" + f.name.replace("_", "-")
         text = helps.get(f.name, "").replace("%", "%%")
         if f.name == "tricks":
@@ -47,13 +46,17 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                                 "import it too")
         elif hints[f.name] is bool:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=f"{text} (default: {getattr(default, f.name)})")
+                           help=f"{text} (default: {_default(f)})")
         else:
             # choices are checked by the config (one line, exit 2), only listed here
             choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else ()
             p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
                            help=text + (f" (choices: {', '.join(map(str, choices))})" if choices else "")
-                           + f" (default: {getattr(default, f.name)})")
+                           + f" (default: {_default(f)})")
+
+
+def _default(f) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,56 +71,55 @@ def _merge_tricks(base: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
 
 
 def cmd_list(args) -> int:
-    _import_all()
+    catalog = _catalog()
     if args.kind and args.kind not in (*ALL, "recipe"):
-        return _list_one(args.kind)
+        return _list_one(args.kind, catalog)
     kinds = [args.kind] if args.kind else [*ALL, "recipe"]
     for kind in kinds:
         if kind == "recipe":
             _list_recipes()
             continue
-        reg = ALL[kind]
-        print(f"{reg.kind}s:" if not reg.kind.endswith("s") else f"{reg.kind}es:")
-        for e in reg:
-            touches = f" [touches: {e.touches}]" if e.touches else ""
-            print(f"  {e.name:26s} {e.summary}{touches}" + (f"  ({e.paper})" if e.paper else ""))
+        print(f"{kind}s:" if not kind.endswith("s") else f"{kind}es:")
+        for e in catalog[kind]:
+            touches = f" [touches: {e['touches']}]" if e["touches"] else ""
+            print(f"  {e['name']:26s} {e['summary']}{touches}" + (f"  ({e['paper']})" if e["paper"] else ""))
     return 0
 
 
-BUILDER_ARGS = {"role", "data_shape", "z_dim", "seed"}     # passed by gantricks, not set by the user
+def _catalog() -> dict[str, list[dict[str, Any]]]:
+    """The registries as ``list`` prints them: from ``catalog.json`` where it stands for them (no torch
+    to import), else from the registries themselves (:mod:`gantricks.catalog`)."""
+    from . import catalog
+
+    written = catalog.load()
+    if written is not None:
+        return written
+    _import_all()
+    return catalog.from_registries()
 
 
-def _list_one(name: str) -> int:
+def _list_one(name: str, catalog: dict[str, list[dict[str, Any]]]) -> int:
     """``gantricks list NAME``: each component of that name with its options (type, default) and paper."""
     from .recipes import RECIPES
 
-    found = [(kind, reg.get(name)) for kind, reg in ALL.items() if name in reg]
+    found = [(kind, e) for kind, entries in catalog.items() for e in entries if e["name"] == name]
     if not found and name not in RECIPES:
         raise GantricksError(f"{name!r} is neither a kind ({', '.join([*ALL, 'recipe'])}) nor a component; "
                              f"`gantricks list` names them all")
     for kind, entry in found:
-        print(f"{kind} {entry.name}: {entry.summary}" + (f"  ({entry.paper})" if entry.paper else ""))
-        if entry.touches:
-            print(f"  touches: {entry.touches}")
-        options = {k: p for k, p in entry.options().items() if k not in BUILDER_ARGS}
+        print(f"{kind} {entry['name']}: {entry['summary']}" + (f"  ({entry['paper']})" if entry["paper"] else ""))
+        if entry["touches"]:
+            print(f"  touches: {entry['touches']}")
+        options = entry["options"]
         if not options:
             print("  options: none")
-        for key, param in options.items():
-            default = "required" if param.default is param.empty else f"default {param.default!r}"
-            print(f"  {key:22s} {_type_name(param.annotation):14s} {default}")
-        print(f"  use: {entry.name}" + (f":{next(iter(options))}=..." if options else ""))
+        for key, type_name, default in options:
+            print(f"  {key:22s} {type_name:14s} {default}")
+        print(f"  use: {entry['name']}" + (f":{options[0][0]}=..." if options else ""))
     if name in RECIPES:
         settings = " ".join(f"{k}={v}" for k, v in RECIPES[name].items())
         print(f"recipe {name}: {settings}")
     return 0
-
-
-def _type_name(annotation: Any) -> str:
-    if annotation is inspect.Parameter.empty:
-        return "any"
-    if typing.get_origin(annotation) is typing.Literal:
-        return "|".join(map(str, typing.get_args(annotation)))
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 def _list_recipes() -> None:
@@ -175,7 +177,7 @@ def cmd_bench(args) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise GantricksError(f"--out {args.out} is a file, not a bench folder; choose another --out")
     run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only,
-              protocol=args.protocol, device=args.device, settings=args.set or ())
+              protocol=args.protocol, device=args.device, settings=args.set or (), vectorize=args.vectorize)
     print((Path(args.out) / "report.md").read_text())
     return 0
 
@@ -326,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a config setting over every cell's own, e.g. --set lr_decay_start=0.25 (repeatable); "
                         "its runs are kept apart from those without it")
+    p.add_argument("--vectorize", action="store_true",
+                   help="train the seeds of a cell side by side as one batched model where the cell allows it (the "
+                        "standard scheme, no tricks but label smoothing, the mlp nets, adam); other cells run alone, and the report "
+                        "says which ran how")
     p.add_argument("--out", required=True, help="bench folder (results.jsonl, report.md, runs/); rerun to resume")
     p.set_defaults(func=cmd_bench)
 
@@ -362,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _import_all()
+    if args.func is not cmd_list:     # list reads the catalog where it can, and imports nothing else
+        _import_all()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("default")

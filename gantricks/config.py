@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .optim import check_optimizer_spec
 from .plugins import import_modules
 from .registry import Spec, coerce
 
@@ -83,6 +82,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for name in ("data", "generator", "discriminator", "loss", "scheme"):
             Spec.parse(getattr(self, name))
+        from .optim import check_optimizer_spec     # here: optim imports torch, the CLI's --help need not
+
         for name in ("optimizer_g", "optimizer_d"):
             check_optimizer_spec(getattr(self, name), name)
         for t in self.tricks:

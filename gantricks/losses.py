@@ -20,6 +20,8 @@ from .registry import losses
 
 def _expand(target: Tensor, logits: Tensor) -> Tensor:
     """Per-sample targets ``(B,)`` reshaped to broadcast over ``logits`` ``(B, ...)``."""
+    if target.shape == logits.shape and target.dtype == logits.dtype:     # (B,) logits: as they are
+        return target
     return target.reshape(target.shape[0], *([1] * (logits.dim() - 1))).to(logits.dtype).expand_as(logits)
 
 

@@ -7,6 +7,7 @@ annotated types, and raises :class:`ConfigError` naming the valid choices.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import types
 import typing
@@ -48,12 +49,12 @@ class Registry:
         return decorator
 
     def names(self) -> list[str]:
-        _load_plugins()
+        _load_components()
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
         if name not in self._entries:
-            _load_plugins()      # a name not built in may come from an installed package's entry point
+            _load_components()      # not imported yet, or from an installed package's entry point
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry]:
@@ -61,7 +62,7 @@ class Registry:
 
     def get(self, name: str) -> Entry:
         if name not in self._entries:
-            _load_plugins()
+            _load_components()
         try:
             return self._entries[name]
         except KeyError:
@@ -91,7 +92,18 @@ class Registry:
             raise ConfigError(f"{self.kind} {spec.name!r}: {err}") from None
 
 
-def _load_plugins() -> None:
+BUILTIN_MODULES = ("data", "losses", "metrics", "nets", "optim", "schemes", "tricks")   # register on import
+_builtins_imported = False
+
+
+def _load_components() -> None:
+    """Import the built-in components (once; ``import gantricks`` does not, so that the CLI's ``--help``
+    and ``list`` need no torch), then installed packages' entry points."""
+    global _builtins_imported
+    if not _builtins_imported:
+        _builtins_imported = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(f"gantricks.{module}")
     from .plugins import load_entry_points     # here: plugins import gantricks, which imports this module
 
     load_entry_points()

@@ -327,8 +327,13 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
         log.close()
         bar.close()
         writer.close()
-    if not main:
-        return final
+    if main:
+        finish_plots(run)
+    return final
+
+
+def finish_plots(run: RunDir) -> None:
+    """The curves of a finished run: its losses and its evaluations' metrics (``plots/*.png``)."""
     records = run.records()
     plots.curves([r for r in records if r.get("kind") == "train"], ["d_loss", "g_loss", "d_real", "d_fake",
                  "grad_norm_d", "grad_norm_g"], _mkdir(run.plots) / "losses.png", title=run.root.name)
@@ -336,7 +341,6 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
     curve_keys = [k for k in EVAL_CURVES if evals and k in evals[-1]]
     if curve_keys:
         plots.curves(evals, curve_keys, run.plots / "metrics.png", title=run.root.name)
-    return final
 
 
 def _read_every(config: TrainConfig, gan: GAN, on_step) -> int:

@@ -1,0 +1,91 @@
+"""gan.step(diagnostics=False): the same training, the losses logged, the finite checks as exact."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from gantricks.errors import NonFiniteError
+from gantricks.gan import GAN, _nonfinite_flag
+
+
+def _nets(width=16):
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(2, width), nn.ReLU(), nn.Linear(width, 2))
+    D = nn.Sequential(nn.Linear(2, width), nn.ReLU(), nn.Linear(width, 1), nn.Flatten(0))
+    return G, D
+
+
+def _real(step):
+    return torch.randn(32, 2, generator=torch.Generator().manual_seed(step))
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "least-squares", "hinge"])
+def test_without_diagnostics_the_same_training_and_the_losses_logged(loss):
+    G, D = _nets()
+    a = GAN(*copy.deepcopy((G, D)), z_dim=2, loss=loss, tricks=["r1"] if loss == "hinge" else ())
+    b = GAN(*copy.deepcopy((G, D)), z_dim=2, loss=loss, tricks=["r1"] if loss == "hinge" else ())
+    for step in range(5):
+        torch.manual_seed(step)
+        full = a.step(_real(step))
+        torch.manual_seed(step)
+        lean = b.step(_real(step), diagnostics=False)
+        assert set(lean) < set(full)
+        assert {k for k in full if k not in lean} == {"d_real", "d_fake", "d_acc_real", "d_acc_fake",
+                                                        "grad_norm_d", "grad_norm_g"}
+        assert {k: full[k] for k in lean} == lean
+    for p, q in zip([*a.G.parameters(), *a.D.parameters()], [*b.G.parameters(), *b.D.parameters()]):
+        assert torch.equal(p, q)
+
+
+def test_the_next_step_diagnoses_again():
+    gan = GAN(*_nets(), z_dim=2)
+    gan.step(_real(0), diagnostics=False)
+    assert "grad_norm_d" in gan.step(_real(1)) and gan.diagnosing
+
+
+class _InfGradient(torch.autograd.Function):
+    """Identity forward; an infinite gradient backward, while the loss stays finite."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+@pytest.mark.parametrize("diagnostics", [True, False])
+def test_a_gradient_that_is_not_finite_is_reported_at_its_step(diagnostics):
+    G, D = _nets()
+
+    class Poisoned(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.D, self.armed = D, False
+
+        def forward(self, x):
+            return _InfGradient.apply(self.D(x)) if self.armed else self.D(x)
+
+    poisoned = Poisoned()
+    gan = GAN(G, poisoned, z_dim=2)
+    gan.step(_real(0), diagnostics=diagnostics)
+    poisoned.armed = True
+    with pytest.raises(NonFiniteError, match="non-finite D gradient at step 2"):
+        gan.step(_real(1), diagnostics=diagnostics)
+
+
+def test_the_fused_finite_flag_against_isfinite():
+    """finite exactly when every gradient is; the gradients are left as they were (bitwise)."""
+    gen = torch.Generator().manual_seed(0)
+    for bad in [None, float("nan"), float("inf"), float("-inf")]:
+        grads = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen, dtype=torch.float64)]
+        if bad is not None:
+            grads[1][2] = bad
+        before = [g.clone() for g in grads]
+        flag = _nonfinite_flag(grads, torch.device("cpu"))
+        assert bool(torch.isfinite(flag)) == all(bool(torch.isfinite(g).all()) for g in before)
+        for g, h in zip(grads, before):
+            assert torch.equal(g.nan_to_num(), h.nan_to_num())
+    assert torch.isfinite(_nonfinite_flag([], torch.device("cpu")))
