@@ -7,6 +7,8 @@ features at every evaluation, D's outputs on training / held-out / fake images, 
 
 One JSON line per run is appended to ``--out``; runs already there (same n, cell, seed, steps) are skipped,
 so an interrupted benchmark continues where it stopped. Each run trains on one CPU thread.
+``--report FILES`` prints the tables of §12 from result files, the overfitting flags replayed on the recorded
+evaluations with the monitor as it is now (``Monitor.judge_eval``).
 """
 from __future__ import annotations
 
@@ -61,6 +63,57 @@ def run_one(job: dict) -> dict:
             "error": error, "run": str(out), "device": "cpu", "protocol": "dcgan-small, eval_samples 1000"}
 
 
+def replayed_flags(evals: list[dict]) -> list[int]:
+    """The steps at which today's monitor raises discriminator-overfits on a run's recorded evaluations
+    (``Monitor.judge_eval``, the rule ``gantricks train`` applies at each evaluation)."""
+    from gantricks.monitor import Monitor
+
+    monitor = Monitor()
+    return [f.step for e in evals for f in monitor.judge_eval(e["step"], dict(e)) if f.name == "discriminator-overfits"]
+
+
+def mean_se(values: list[float]) -> str:
+    if not values:
+        return "—"
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{m:.1f} (1 seed)"
+    se = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 / len(values) ** 0.5
+    return f"{m:.1f} ± {se:.1f}"
+
+
+def report(paths: list[Path]) -> str:
+    """Markdown tables of the runs in ``paths``: FID against steps (mean ± standard error over seeds), the share
+    of the overfitting measure, the flags replayed with today's monitor, ADA's p."""
+    runs = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.strip()]
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["n"], r["cell"]), []).append(r)
+    steps = sorted({e["step"] for r in runs for e in r["evals"]})
+    out = ["| N | cell | seeds | " + " | ".join(f"FID @{s}" for s in steps) + " | CPU s/run |",
+           "|---|---|---|" + "---|" * len(steps) + "---|"]
+    for (n, cell), rs in sorted(groups.items()):
+        cols = [mean_se([e["fid"] for r in rs for e in r["evals"] if e["step"] == s]) for s in steps]
+        out.append(f"| {n} | {cell} | {len(rs)} | " + " | ".join(cols) + f" | {mean_se([r['cpu_s'] for r in rs])} |")
+    out += ["", "| N | cell | seed | overfit share at each evaluation | discriminator-overfits flag (replayed) | "
+            "final FID |", "|---|---|---|---|---|---|"]
+    for (n, cell), rs in sorted(groups.items()):
+        for r in sorted(rs, key=lambda r: r["seed"]):
+            shares = " ".join("—" if e["d_overfit"] is None else f"{e['d_overfit']:.2f}" for e in r["evals"])
+            flags = replayed_flags(r["evals"])
+            out.append(f"| {n} | {cell} | {r['seed']} | {shares} | {'step ' + str(flags[0]) if flags else 'none'} | "
+                       f"{r['final_fid']:.1f} |")
+    ada = [r for r in runs if r["ada_p"]]
+    if ada:
+        out += ["", "| N | seed | ADA p at step " + " | ".join(str(s) for s in steps) + " |",
+                "|---|---|" + "---|" * len(steps)]
+        for r in sorted(ada, key=lambda r: (r["n"], r["seed"])):
+            p_at = dict((step, p) for step, p in r["ada_p"])
+            out.append(f"| {r['n']} | {r['seed']} | " + " | ".join(f"{p_at.get(s, float('nan')):.3f}" for s in steps)
+                       + " |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, nargs="+", default=[500], help="training digits (each a run set)")
@@ -68,14 +121,20 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--eval-every", type=int, default=300)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path)
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "little-data")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--report", type=Path, nargs="+", help="print the tables of these result files and stop")
     args = p.parse_args(argv)
+    if args.report:
+        print(report(args.report))
+        return
     cells = [c for c in args.cells.split(",") if c]
     unknown = [c for c in cells if c not in CELLS]
     if unknown:
         sys.exit(f"little_data.py: unknown cell {unknown[0]!r}; choose from {', '.join(CELLS)}")
+    if args.out is None:
+        sys.exit("little_data.py: give --out (or --report FILES)")
     done = set()
     if args.out.exists():
         for line in args.out.read_text().splitlines():

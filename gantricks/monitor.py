@@ -60,9 +60,10 @@ REMEDIES = {
 }
 
 
-# The discriminator-overfits threshold, set from the baseline runs on 500 digits (BENCHMARKS.md §12): the
-# share sits near 0 while D generalises and climbs past it within a few evaluations when D memorises.
-OVERFIT_SHARE = 0.5
+# The discriminator-overfits threshold (BENCHMARKS.md §12), set from the runs on 500 digits: there the baseline's
+# share climbs steadily (0.05 at step 250 to 0.25 at step 2,000) while every DiffAugment run stayed under 0.08;
+# 0.15 is about twice the augmented runs' largest share, reached by the baseline's climb about midway through.
+OVERFIT_SHARE = 0.15
 
 
 @dataclass

@@ -425,3 +425,15 @@ def test_a_short_run_on_little_data_records_the_measure_and_diagnose_plots_the_t
     assert main(["diagnose", str(out)]) == 0
     text = capsys.readouterr().out
     assert "held-out" in text and (out / "plots" / "diagnosis-overfit.png").exists()
+
+
+def test_a_list_option_round_trips_through_the_config_file(tmp_path):
+    from gantricks.config import load_toml, to_toml
+
+    config = TrainConfig(data="mnist5k:n=500", tricks=("diffaugment:policy=color,translation,cutout", "ada:target=0.6"))
+    path = tmp_path / "config.toml"
+    path.write_text(to_toml(config))
+    again = load_toml(path)
+    assert again.tricks == config.tricks and again.data == config.data
+    gan = build_gan(again.replace(generator="dcgan:width=4", discriminator="dcgan:width=4", z_dim=4), (1, 28, 28))
+    assert gan.trick("diffaugment").policy == ("color", "translation", "cutout")
