@@ -105,7 +105,7 @@ def report(paths: list[Path]) -> str:
                        f"{r['final_fid']:.1f} |")
     ada = [r for r in runs if r["ada_p"]]
     if ada:
-        out += ["", "| N | seed | ADA p at step " + " | ".join(str(s) for s in steps) + " |",
+        out += ["", "| N | seed | " + " | ".join(f"p @{s}" for s in steps) + " |",
                 "|---|---|" + "---|" * len(steps)]
         for r in sorted(ada, key=lambda r: (r["n"], r["seed"])):
             p_at = dict((step, p) for step, p in r["ada_p"])

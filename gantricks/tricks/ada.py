@@ -53,7 +53,7 @@ def scale(x: Tensor, factor: Tensor) -> Tensor:
 
 def draw_ada(shape, p: "Tensor | float", generator: torch.Generator | None = None, device=None) -> dict[str, Tensor]:
     """One batch's draws for :func:`ada_augment`: each op's parameter, set to the identity where the op's
-    uniform draw is not below ``p`` (ADA's ranges: shifts of up to 1/8 of the size, scale 2^N(0, 0.2²),
+    uniform draw is not below ``p`` (Karras et al. 2020, arXiv:2006.06676, App. B ranges: shifts of up to 1/8 of the size, scale 2^N(0, 0.2²),
     brightness N(0, 0.2²), contrast 2^N(0, 0.5²))."""
     b, _, h, w = shape
     kw = dict(generator=generator, device=device)
@@ -71,9 +71,9 @@ def draw_ada(shape, p: "Tensor | float", generator: torch.Generator | None = Non
 
 
 def ada_augment(x: Tensor, draws: dict[str, Tensor]) -> Tensor:
-    """ADA's pipeline for digits with ``draws`` (:func:`draw_ada`): translation, scaling, then
-    brightness (+b) and contrast (·c, about 0, the middle of the [-1, 1] range), as ADA orders geometry before
-    colour. Differentiable in ``x``."""
+    """ADA's pipeline (Karras et al. 2020, arXiv:2006.06676, §2, App. B) for digits, with ``draws``
+    (:func:`draw_ada`): translation, scaling, then brightness (+b) and contrast (·c, about 0, the middle of the
+    [-1, 1] range), as ADA orders geometry before colour. Differentiable in ``x``."""
     x = translate(x, draws["shift_h"], draws["shift_w"], padding="reflect")
     if bool((draws["scale"] != 1).any()):
         x = scale(x, draws["scale"])

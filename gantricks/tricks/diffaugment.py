@@ -100,7 +100,7 @@ def cutout(x: Tensor, centre_h: Tensor, centre_w: Tensor, ratio: float = 0.5) ->
 def draw_diffaugment(policy: Sequence[str], shape: Sequence[int], generator: torch.Generator | None = None,
                      device=None) -> dict[str, Tensor]:
     """The random numbers of one :func:`diff_augment` of a batch of ``shape`` (B, C, H, W), in the
-    authors' ranges: ``U[0, 1)`` per colour op, shifts in ``[-⌊H/8⌋, ⌊H/8⌋]``, cutout centres in
+    ranges of Zhao et al. 2020 (arXiv:2006.10738, the authors' code): ``U[0, 1)`` per colour op, shifts in ``[-⌊H/8⌋, ⌊H/8⌋]``, cutout centres in
     ``[0, H + (1 - ⌊H/2⌋ mod 2))``."""
     b, _, h, w = shape
     kw = dict(generator=generator, device=device)
