@@ -190,6 +190,10 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int | None, 
     unknown = [n for n in names if n not in table]
     if unknown:
         raise ConfigError(f"unknown cell {unknown[0]!r}; cells are: {', '.join(table)}")
+    if SUITE_KIND[suite] != "images":       # augmentations of images (diffaugment, ada, cr) have no 2-D cell
+        if only and (imaging := [n for n in names if _needs_images(table[n])]):
+            raise ConfigError(f"cell {imaging[0]!r} transforms images; run it on --suite stacked-mnist, not {suite!r}")
+        names = [n for n in names if not _needs_images(table[n])]
     setting = " ".join(f"{k}={v}" for k, v in sorted(parse_settings(settings).items()))
     folder = protocol + (f"+{setting.replace(' ', '+')}" if setting else "")
     jobs = [Job(cell, ds, seed, steps, table[cell], str(out / "runs" / folder / cell / ds / f"seed{seed}"),
@@ -197,6 +201,11 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int | None, 
     for job in jobs:                     # refuse bad cells before any work starts
         job.config()
     return jobs
+
+
+def _needs_images(overrides: dict[str, Any]) -> bool:
+    return any(getattr(tricks.get(str(t).split(":")[0]).factory, "needs_images", False)
+               for t in overrides.get("tricks", ()))
 
 
 def _distinct(table: dict[str, dict[str, Any]]) -> list[str]:

@@ -10,7 +10,8 @@ from .monitor import REMEDIES, Monitor
 from .train import RunDir
 
 SIGNALS = ["d_acc_real", "d_acc_fake", "d_gap", "grad_norm_d", "grad_norm_g", "d_loss", "g_loss"]
-EVAL_SIGNALS = ["diversity_ratio", "modes_covered", "high_quality_pct"]
+EVAL_SIGNALS = ["diversity_ratio", "modes_covered", "high_quality_pct", "fid", "d_overfit"]
+OVERFIT_SIGNALS = ["d_seen", "d_heldout", "d_fake_eval"]      # D's mean output on each set, at evaluations
 
 
 def _too_early(evaluations: int, steps: int) -> list[str]:
@@ -48,7 +49,7 @@ def diagnose(root: "str | Path") -> tuple[str, Path]:
         for name in dict.fromkeys(f["flag"] for f in flags):
             lines.append(f"  {name}: {', '.join(REMEDIES[name])}")
     else:
-        lines.append("  no flags: no collapse, winning discriminator, divergence or oscillation was seen")
+        lines.append("  no flags: no collapse, winning discriminator, divergence, oscillation or overfitting D was seen")
     lines += [f"  {note}" for note in _too_early(len(evals), last)]
     if evals and "modes_covered" in evals[-1]:
         e = evals[-1]
@@ -65,5 +66,17 @@ def diagnose(root: "str | Path") -> tuple[str, Path]:
     if evals:
         plots.curves(evals, EVAL_SIGNALS, run.plots / "diagnosis-eval.png", title=f"{run.root.name}: evaluations",
                      marks=[(f["step"], f["flag"]) for f in flags])
-    lines.append(f"plots: {path}" + (f", {run.plots / 'diagnosis-eval.png'}" if evals else ""))
+    overfit = [e for e in evals if e.get("d_heldout") is not None]
+    extra = [run.plots / "diagnosis-eval.png"] if evals else []
+    if overfit:     # Karras et al. 2020, Fig. 1: D's outputs on training, held-out and fake images
+        e = overfit[-1]
+        share = f"{e['d_overfit']:.0%} of the way to the fakes" if e.get("d_overfit") is not None else \
+            "D does not rank training images above fakes"
+        lines.append(f"D's output (step {e['step']}): training images {e['d_seen']:.2f}, held-out "
+                     f"{e['d_heldout']:.2f}, fakes {e['d_fake_eval']:.2f} (held-out: {share})")
+        extra.append(plots.overlaid(overfit, OVERFIT_SIGNALS, run.plots / "diagnosis-overfit.png",
+                                    title=f"{run.root.name}: D's output on training, held-out and fake images",
+                                    marks=[(f["step"], f["flag"]) for f in flags if f["flag"] ==
+                                           "discriminator-overfits"], ylabel="mean D output"))
+    lines.append(f"plots: {path}" + "".join(f", {p}" for p in extra))
     return "\n".join(lines), path

@@ -24,10 +24,14 @@ from .schemes.madgan import cross_generator_cosine, madgan_d_loss, madgan_g_loss
 from .schemes.mrgan import mode_regularizers
 from .schemes.unrolled import (adam_step, functional_discriminator, sgd_step, unrolled_discriminator,
                                unrolled_generator_loss)
+from .tricks.ada import ada_augment, ada_p_update, draw_ada
+from .tricks.consistency import bcr_terms, zcr_d_term, zcr_g_term
+from .tricks.diffaugment import diff_augment, draw_diffaugment
 from .tricks.dragan import dragan_penalty, dragan_points
 from .tricks.feature_matching import feature_matching_loss
 from .tricks.instance_noise import add_instance_noise, noise_std as instance_noise_std
 from .tricks.label_flip import flip_targets
+from .tricks.lecam import lecam_penalty
 from .tricks.label_smoothing import smooth_real_targets
 from .tricks.minibatch_discrimination import minibatch_features
 from .tricks.minibatch_stddev import minibatch_stddev
@@ -46,6 +50,10 @@ __all__ = [
     "smooth_real_targets", "uniform_targets", "flip_targets",
     # D's inputs
     "add_instance_noise", "instance_noise_std", "pack",
+    # augmentation of D's inputs (little data)
+    "diff_augment", "draw_diffaugment", "ada_augment", "draw_ada", "ada_p_update",
+    # consistency and LeCam terms of D (and zCR's of G)
+    "bcr_terms", "zcr_d_term", "zcr_g_term", "lecam_penalty",
     # G's loss terms
     "feature_matching_loss",
     # batch statistics

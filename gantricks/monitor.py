@@ -17,6 +17,11 @@ Flags, raised at the step where the condition starts (once, until it clears):
                        (G's gradient signal is vanishing or useless)
 ``divergence``         a loss or gradient norm far above its running median, or
                        NaN/inf
+``discriminator-      D scores held-out real images (kept aside by the data,
+overfits``             ``mnist5k:n=N``) far below the training images: they have
+                       crossed more than ``overfit_share`` of the way from the
+                       training images' mean output to the fakes' (the measure of
+                       Karras et al. 2020, Fig. 1; :mod:`gantricks.metrics.overfit`)
 ``oscillation``        the D(real)-D(fake) gap swings far beyond its noise and
                        keeps reversing, or the generator hops between modes
                        (the mode histogram changes by more than half between
@@ -51,7 +56,14 @@ REMEDIES = {
                            "lower lr_d (TTUR)"],
     "divergence": ["spectral-norm", "wgan-gp", "r1", "lower learning rates", "on_nonfinite=rollback"],
     "oscillation": ["ema", "r1", "replay", "unrolled", "lower lr_g than lr_d (TTUR)"],
+    "discriminator-overfits": ["diffaugment", "ada", "cr", "lecam", "more training images"],
 }
+
+
+# The discriminator-overfits threshold (BENCHMARKS.md §12), set from the runs on 500 digits: there the baseline's
+# share climbs steadily in every seed (0.03-0.05 at step 250, 0.16-0.20 at step 1,000, 0.24-0.25 at step 2,000),
+# while no DiffAugment run on 500 digits went above 0.12 and no run on 4,500 digits above 0.09.
+OVERFIT_SHARE = 0.15
 
 
 @dataclass
@@ -101,6 +113,7 @@ class Monitor:
     mode_hop_tv: float = 0.5          # total variation between successive mode histograms: hopping
     partial_share: float = 0.5        # a mode made at this fraction of an even share or more is not gone
     partial_alpha: float = 0.01       # the chance bound under which modes empty twice are a partial collapse
+    overfit_share: float = OVERFIT_SHARE   # held-out images past this share of the train-to-fake gap: D overfits
     active: dict[str, Flag] = field(default_factory=dict)
     history: list[Flag] = field(default_factory=list)
 
@@ -211,6 +224,12 @@ class Monitor:
         if counts and not dropped:
             self._empty_step = step
         flags = self._raise("mode-collapse", step, " and ".join(reasons), bool(reasons))
+        if metrics.get("d_overfit") is not None:
+            share = metrics["d_overfit"]
+            flags += self._raise("discriminator-overfits", step, f"D scores held-out real images {share:.0%} of the "
+                                 f"way from the training images ({metrics['d_seen']:.2f}) to the fakes "
+                                 f"({metrics['d_fake_eval']:.2f}): it is memorising the training set",
+                                 share > self.overfit_share)
         # hopping is read only from histograms of many sharp samples; a few stray hits are noise
         if counts and sum(counts) >= max(100, 0.2 * metrics.get("samples", 0)):
             p = np.asarray(counts, dtype=np.float64) / sum(counts)

@@ -33,7 +33,7 @@ def scatter(samples, path: "str | Path", centers=None, title: str = "", limit: f
 
 
 FLAG_COLORS = {"mode-collapse": "#d62728", "discriminator-wins": "#9467bd", "divergence": "#000000",
-               "oscillation": "#ff7f0e"}
+               "oscillation": "#ff7f0e", "discriminator-overfits": "#8c564b"}
 
 
 def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", title: str = "",
@@ -61,6 +61,32 @@ def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", tit
         handles, labels = axes[0, 0].get_legend_handles_labels()
         unique = dict(zip(labels, handles))
         axes[0, 0].legend(unique.values(), unique.keys(), fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def overlaid(records: Sequence[dict], keys: Sequence[str], path: "str | Path", title: str = "",
+             marks: Sequence[tuple[int, str]] = (), ylabel: str = "") -> Path:
+    """The ``keys`` of ``records`` against step in one panel (curves to compare, e.g. D's output on
+    training, held-out and fake images); ``marks`` as in :func:`curves`."""
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, lw=1.2, marker="o", ms=3, label=key)
+    for step, label in marks:
+        ax.axvline(step, color=FLAG_COLORS.get(label, "#7f7f7f"), lw=0.8, ls="--", label=f"{label} @ {step}")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

@@ -129,11 +129,16 @@ class Spec:
             raise ConfigError(f"expected a component name like 'NAME' or 'NAME:key=value', got {value!r}")
         name, _, rest = value.strip().partition(":")
         options: dict[str, Any] = {}
+        last = None
         for item in filter(None, (s.strip() for s in rest.split(","))):
             key, eq, raw = item.partition("=")
+            if not eq and last is not None:      # a list value: policy=color,translation,cutout
+                options[last] += "," + item
+                continue
             if not eq or not key.strip():
                 raise ConfigError(f"bad option {item!r} in {value!r}; write key=value")
-            options[key.strip().replace("-", "_")] = raw.strip()
+            last = key.strip().replace("-", "_")
+            options[last] = raw.strip()
         return Spec(name.strip(), options)
 
     def __str__(self) -> str:
@@ -199,7 +204,8 @@ def coerce(what: str, annotation: Any, raw: Any) -> Any:
             raise ConfigError(f"{what} must be one of {', '.join(map(str, args))}, got {raw!r}")
         return value
     if origin in (tuple, list):
-        items = raw.replace("-", " ").replace("/", " ").split() if isinstance(raw, str) else list(raw)
+        items = raw.replace("-", " ").replace("/", " ").replace(",", " ").split() if isinstance(raw, str) \
+            else list(raw)
         inner = args[0] if args else Any
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(items) != len(args):

@@ -39,6 +39,7 @@ from .errors import ConfigError, GantricksError, NonFiniteError, Stopped
 from .gan import GAN, StepLogs
 from .metrics import mixture_coverage
 from .metrics.images import dataset_image_metrics
+from .metrics.overfit import gan_overfit_metrics
 from .monitor import Monitor
 from .runlock import LOCK_NAME, RunLock
 
@@ -95,8 +96,10 @@ class RunDir:
         tmp.replace(self.metrics)
 
 
-def evaluate(gan: GAN, sampler: Sampler, n: int, seed: int = EVAL_SEED) -> tuple[dict[str, Any], torch.Tensor]:
-    """Metrics of ``n`` samples drawn with a fixed noise seed (training RNG untouched)."""
+def evaluate(gan: GAN, sampler: Sampler, n: int, seed: int = EVAL_SEED, batch_size: int = 64
+             ) -> tuple[dict[str, Any], torch.Tensor]:
+    """Metrics of ``n`` samples drawn with a fixed noise seed (training RNG untouched); where the data keeps
+    held-out images, D's outputs on them (:mod:`gantricks.metrics.overfit`, D in batches of ``batch_size``)."""
     on_device = gan.sample(n, generator=torch.Generator().manual_seed(seed))
     samples = on_device.cpu()
     out: dict[str, Any] = {}
@@ -104,6 +107,7 @@ def evaluate(gan: GAN, sampler: Sampler, n: int, seed: int = EVAL_SEED) -> tuple
         out.update(mixture_coverage(samples.flatten(1), sampler.centers, sampler.std))
     elif samples.dim() == 4:          # images: Stacked MNIST modes, FID, KID, PRDC where a feature space fits
         out.update(dataset_image_metrics(on_device, sampler))
+    out.update(gan_overfit_metrics(gan, sampler, on_device, batch_size))
     if not torch.isfinite(samples).all():
         out["nonfinite_samples"] = int((~torch.isfinite(samples.flatten(1))).any(1).sum())
     return out, samples
@@ -304,7 +308,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
             if not main:
                 continue
             if evaluating:
-                last_eval, samples = evaluate(gan, sampler, config.eval_samples)
+                last_eval, samples = evaluate(gan, sampler, config.eval_samples, batch_size=config.batch_size)
                 flags += monitor.observe_eval(step, samples, sampler.reference(len(samples)), last_eval)
                 last_eval["wall_s"] = round(time.perf_counter() - t0, 3)
                 last_eval["cpu_s"] = round(time.process_time() - cpu0, 3)

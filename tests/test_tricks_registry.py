@@ -14,7 +14,7 @@ from gantricks.errors import ConfigError
 from gantricks.registry import tricks as trick_registry
 from gantricks.tricks.base import Trick
 
-from _tricks_util import BATCH, make_gan, ring_batch, suitable_loss, single_thread  # noqa: F401  (autouse fixture)
+from _tricks_util import BATCH, batch_for, make_gan, suitable_loss, single_thread  # noqa: F401  (autouse fixture)
 
 NAMES = trick_registry.names()
 PAIRS = list(itertools.combinations(NAMES, 2))
@@ -36,7 +36,7 @@ def test_every_trick_declares_what_it_touches():
 @pytest.mark.parametrize("name", NAMES)
 def test_trick_smoke_and_exact_checkpoint_round_trip(name):
     loss = suitable_loss([name])
-    real = ring_batch(BATCH)
+    real = batch_for([name], BATCH)
     gan = make_gan([name], loss)
     for _ in range(3):
         logs = gan.step(real)
@@ -65,7 +65,7 @@ def test_pairs_train_together_or_are_refused(a, b):
             make_gan([a, b], suitable_loss([a, b]))
         return
     gan = make_gan([a, b], suitable_loss([a, b]))
-    real = ring_batch(BATCH)
+    real = batch_for([a, b], BATCH)
     for _ in range(2):
         logs = gan.step(real)
     assert all(torch.isfinite(torch.tensor(v)) for v in logs.values()), logs

