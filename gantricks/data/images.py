@@ -62,7 +62,14 @@ def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
 def mnist5k(seed: int = 0, limit: int = 0) -> Sampler:
     """``limit`` > 0 keeps only the first ``limit`` digits."""
     images, labels = load_mnist5k()
-    return _image_set(to_unit_range(images), seed, torch.from_numpy(labels.copy()), limit)
+    return _digits(_image_set(to_unit_range(images), seed, torch.from_numpy(labels.copy()), limit))
+
+
+def _digits(sampler: FixedSet) -> FixedSet:
+    """``sampler`` marked as MNIST digits with 10 classes (the digit classifier reads them; a ``limit``
+    that keeps only some digits keeps the 10 classes)."""
+    sampler.digit_labels, sampler.num_classes = True, 10
+    return sampler
 
 
 def mnist5k_split(part: str) -> np.ndarray:
@@ -152,7 +159,7 @@ def mnist_idx(path: str = "", split: str = "train", seed: int = 0, limit: int = 
     if split not in ("train", "test"):
         raise ConfigError(f"dataset 'mnist-idx': split must be train or test, got {split!r}")
     images, labels = load_mnist_idx(path, split)
-    return _image_set(to_unit_range(images), seed, torch.from_numpy(labels), limit)
+    return _digits(_image_set(to_unit_range(images), seed, torch.from_numpy(labels), limit))
 
 
 # --- folders of image files ---------------------------------------------------------------------------
@@ -192,16 +199,36 @@ def _stack(arrays: list[np.ndarray], where: str) -> np.ndarray:
 
 
 @datasets.register("image-folder", summary="every image file in a folder: path=DIR, size=N (0: as they are), "
-                   "channels=1|3|4; CxNxN in [-1, 1]")
+                   "channels=1|3|4; CxNxN in [-1, 1]; a folder of class folders gives labels (one class each)")
 def image_folder(path: str = "", size: int = 64, channels: int = 3, seed: int = 0, limit: int = 0) -> Sampler:
-    """Images read with Pillow, converted to ``channels`` and resized to ``size`` x ``size``."""
+    """Images read with Pillow, converted to ``channels`` and resized to ``size`` x ``size``. A folder
+    holding no images but sub-folders of them is labelled: class k is the k-th sub-folder by name."""
     if not path:
         raise ConfigError("dataset 'image-folder' needs path=DIR")
     if size < 0:
         raise ConfigError(f"dataset 'image-folder': size must be >= 0, got {size}")
-    files = _image_files(path, "image-folder")
-    images = _stack([load_image(f, size, channels) for f in files], path)
-    return _image_set(to_unit_range(images), seed, limit=limit)
+    classes = class_folders(path)
+    if not classes:
+        files = _image_files(path, "image-folder")
+        images = _stack([load_image(f, size, channels) for f in files], path)
+        return _image_set(to_unit_range(images), seed, limit=limit)
+    files = [(k, f) for k, folder in enumerate(classes) for f in _image_files(folder, "image-folder")]
+    images = _stack([load_image(f, size, channels) for _, f in files], path)
+    labels = torch.tensor([k for k, _ in files])
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0))   # a limit keeps every class
+    sampler = _image_set(to_unit_range(images)[order], seed, labels[order], limit)
+    sampler.num_classes, sampler.class_names = len(classes), [c.name for c in classes]
+    return sampler
+
+
+def class_folders(path: "str | Path") -> list[Path]:
+    """The sub-folders of ``path`` holding images, by name, when ``path`` itself holds no image file
+    (one folder per class); else none."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir() or any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir()):
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and any(q.suffix.lower() in IMAGE_SUFFIXES and q.is_file() for q in p.iterdir()))
 
 
 @datasets.register("paired-folder", paper="Isola et al. 2017, arXiv:1611.07004 (pix2pix's aligned pairs)",
