@@ -215,7 +215,7 @@ class ProjectionDiscriminator(nn.Module):
         nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(feature_dim))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        h = self.base.features(x).flatten(1)
+        h = feature_vector(self.base, x)
         return projection_logits(self.base.head(h).squeeze(1), self.embed(y).to(h.dtype), h)
 
 
@@ -230,8 +230,15 @@ class ACGANDiscriminator(nn.Module):
         self.classes = nn.Linear(feature_dim, num_classes)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        h = self.base.features(x).flatten(1)
+        h = feature_vector(self.base, x)
         return torch.cat([self.base.head(h), self.classes(h)], 1)
+
+
+def feature_vector(base: nn.Module, x: Tensor) -> Tensor:
+    """φ(x), what ``base.head`` reads: ``base.feature_vector(x)`` where the net has one (the MLP D flattens
+    and scales its input first), else ``base.features(x)`` flattened."""
+    fn = getattr(base, "feature_vector", None)
+    return fn(x) if callable(fn) else base.features(x).flatten(1)
 
 
 def feature_size(base: nn.Module, in_shape: tuple[int, ...]) -> int:
@@ -240,7 +247,7 @@ def feature_size(base: nn.Module, in_shape: tuple[int, ...]) -> int:
     base.eval()
     try:
         with torch.no_grad():
-            return int(base.features(torch.zeros(2, *in_shape)).flatten(1).shape[1])
+            return int(feature_vector(base, torch.zeros(2, *in_shape)).shape[1])
     finally:
         base.train(was)
 
@@ -278,7 +285,8 @@ class Conditioning:
 
     def __init__(self, spec: ConditionalSpec, num_classes: int):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ConfigError(f"a conditional GAN needs num_classes >= 2, got {num_classes!r}")
+            raise ConfigError(f"a conditional GAN needs labelled data of 2 or more classes (num_classes >= 2), "
+                              f"got {num_classes!r}")
         self.spec, self.num_classes = spec, num_classes
         self.real_labels: Tensor | None = None
         self.fake_labels: Tensor | None = None

@@ -490,7 +490,8 @@ class GAN:
 
         ``labels`` (a conditional GAN): the class of each sample — one label for all, or a list that
         cycles over the ``n`` samples; None draws them uniformly. ``dropout``: G's dropout layers stay
-        on while sampling (ganhacks / pix2pix: dropout as G's noise "at both training and test time")."""
+        on while sampling (ganhacks / pix2pix: dropout as G's noise "at both training and test time");
+        the g-dropout trick turns it on unless built with ``sampling=false``."""
         out = list(self.sample_batches(n, generator, batch_size, labels=labels, dropout=dropout))
         return torch.cat(out) if out else torch.empty(0, *(self._sample_shape or ()), device=self.device)
 
@@ -507,6 +508,7 @@ class GAN:
             raise ConfigError("labels asked for, but this GAN is not conditional (it was trained without labels)")
         if labels is not None:
             labels = check_labels(labels, self.conditioning.num_classes, int(n))
+        dropout = dropout or any(getattr(t, "sample_with_dropout", False) for t in self.tricks)   # g-dropout
         if dropout:
             check_has_dropout(self.sampling_generator)
         return self._batches(int(n), generator, int(batch_size), labels, dropout)   # checked now, made when iterated
@@ -520,15 +522,48 @@ class GAN:
             try:
                 with torch.no_grad(), dropout_on(g, dropout):
                     z = self.noise(min(batch_size, n - i), generator)
-                    if self.conditioning is None:
-                        batch = self.scheme.generate(self, z)
-                    else:
+                    rng = _seeded_from(generator, self.device) if dropout else contextlib.nullcontext()
+                    y = None
+                    if self.conditioning is not None:
                         y = labels[i:i + len(z)].to(self.device) if labels is not None \
                             else self.draw_labels(len(z), generator)
-                        batch = g(z, y)
+                    with rng:    # dropout's masks from ``generator`` too: the same seed, the same samples
+                        batch = self._from_noise(z, y)
             finally:
                 g.train(was_training)
             yield batch
+
+    def _from_noise(self, z: Tensor, y: Tensor | None) -> Tensor:
+        """Samples of the sampling G for noise ``z`` (and labels ``y`` of a conditional GAN)."""
+        return self.scheme.generate(self, z) if y is None else self.sampling_generator(z, y)
+
+    def interpolate(self, n: int, steps: int = 8, method: str = "slerp", generator: torch.Generator | None = None,
+                    *, labels: "Tensor | Sequence[int] | int | None" = None) -> Tensor:
+        """``(n, steps, *sample shape)``: for each of ``n`` pairs of noise draws, G's samples along the
+        path between them (:func:`gantricks.interpolate.interpolation_path`, ``slerp`` or ``lerp``), in
+        eval mode. A conditional GAN keeps one label along each path (``labels`` as in :meth:`sample`)."""
+        from .interpolate import interpolation_path
+
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ConfigError(f"interpolate: n must be an integer >= 1, got {n!r}")
+        if labels is not None and self.conditioning is None:
+            raise ConfigError("labels asked for, but this GAN is not conditional (it was trained without labels)")
+        a, b = self.noise(n, generator), self.noise(n, generator)
+        z = interpolation_path(a, b, steps, method).flatten(0, 1)          # (n·steps, *z_shape)
+        y = None
+        if self.conditioning is not None:
+            y = check_labels(labels, self.conditioning.num_classes, n).to(self.device) if labels is not None \
+                else self.draw_labels(n, generator)
+            y = y.repeat_interleave(steps)
+        g = self.sampling_generator
+        was_training = g.training
+        g.eval()
+        try:
+            with torch.no_grad():
+                out = self._from_noise(z, y)
+        finally:
+            g.train(was_training)
+        return out.reshape(n, steps, *out.shape[1:])
 
     # --- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -637,6 +672,20 @@ def dropout_on(G: nn.Module, on: bool = True) -> Iterator[None]:
     finally:
         for m, was in zip(layers, modes):
             m.train(was)
+
+
+def _seeded_from(generator: torch.Generator | None, device: torch.device) -> contextlib.AbstractContextManager:
+    """The global RNG seeded from ``generator`` inside, and put back after (nothing without a generator)."""
+    if generator is None:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def forked() -> Iterator[None]:
+        seed = int(torch.randint(2 ** 62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+    return forked()
 
 
 def check_precision(precision: str, device: torch.device) -> str:

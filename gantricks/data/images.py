@@ -217,7 +217,8 @@ def image_folder(path: str = "", size: int = 64, channels: int = 3, seed: int = 
     labels = torch.tensor([k for k, _ in files])
     order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0))   # a limit keeps every class
     sampler = _image_set(to_unit_range(images)[order], seed, labels[order], limit)
-    sampler.num_classes, sampler.class_names = len(classes), [c.name for c in classes]
+    sampler.num_classes, sampler.class_names = len(classes), [c.name for c in classes]   # one class: refused by
+    # a conditional GAN (it needs two or more), fine for an unconditional one
     return sampler
 
 

@@ -68,7 +68,7 @@ class FixedSet(Sampler):
             self.class_labels = self.class_labels.long()
             if len(self.class_labels) != len(data) or (self.class_labels < 0).any():
                 raise ConfigError(f"labels must be {len(data)} integers >= 0, one per example")
-            self.num_classes = max(int(self.class_labels.max()) + 1, 2)
+            self.num_classes = int(self.class_labels.max()) + 1
         self.generator = generator or torch.Generator().manual_seed(0)
         self.centers, self.std = centers, std
         self._order = torch.randperm(len(data), generator=self.generator)
