@@ -88,7 +88,8 @@ def acgan_class_loss(class_logits: Tensor, labels: Tensor) -> Tensor:
 
 def label_planes(x: Tensor, encoded: Tensor) -> Tensor:
     """``x`` with the label code ``encoded`` ``(B, E)`` appended: as E constant channels for ``(B, C, ...)``
-    inputs of rank > 2, as E extra columns of the flattened input otherwise (cGAN's concatenation)."""
+    inputs of rank > 2, as E extra columns of the flattened input otherwise (cGAN's concatenation, Mirza &
+    Osindero 2014, arXiv:1411.1784)."""
     if x.dim() > 2:
         planes = encoded.to(x.dtype).reshape(*encoded.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
         return torch.cat([x, planes], 1)
@@ -155,8 +156,9 @@ class ConditionalBatchNorm(nn.Module):
 
 class ConditionalGenerator(nn.Module):
     """G(z, y) from an unconditional G: ``embed`` feeds ``base`` the noise with an embedding of y
-    concatenated (``base`` takes ``z_dim + embed_dim`` inputs); ``cbn`` swaps ``base``'s batch norms for
-    :class:`ConditionalBatchNorm` (``base`` takes ``z_dim``)."""
+    concatenated (``base`` takes ``z_dim + embed_dim`` inputs; Mirza & Osindero 2014, with ganhacks'
+    embedding layer); ``cbn`` swaps ``base``'s batch norms for :class:`ConditionalBatchNorm` (``base`` takes
+    ``z_dim``; Miyato & Koyama 2018, arXiv:1802.05637)."""
 
     def __init__(self, base: nn.Module, num_classes: int, z_dim: int, mode: str = "embed", embed_dim: int = 0):
         super().__init__()

@@ -246,7 +246,8 @@ class GAN:
             if not isinstance(y, Tensor) or y.dim() != 1 or len(y) != len(x):
                 raise ConfigError(f"the labels of a real batch of {len(x)} must be a tensor ({len(x)},), got "
                                   f"{tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__}")
-            cond.real_labels = check_labels(y, cond.num_classes).to(self.device)
+            # range checked where it is free (CPU); on a GPU the check would wait for the device every step
+            cond.real_labels = check_labels(y, cond.num_classes) if y.device.type == "cpu" else y.long()
             return x
         return split
 

@@ -18,7 +18,8 @@ METHODS = ("slerp", "lerp")
 
 
 def lerp(a: Tensor, b: Tensor, t: "Tensor | float") -> Tensor:
-    """``(1 - t)·a + t·b`` per row: ``a``, ``b`` ``(B, ...)``, ``t`` a number or ``(B,)``."""
+    """``(1 - t)·a + t·b`` per row: ``a``, ``b`` ``(B, ...)``, ``t`` a number or ``(B,)`` (the straight path
+    White 2016, arXiv:1609.04468, compares slerp with)."""
     t = _per_row(torch.as_tensor(t, dtype=a.dtype, device=a.device), a)
     return (1 - t) * a + t * b
 
@@ -39,7 +40,8 @@ def slerp(a: Tensor, b: Tensor, t: "Tensor | float", eps: float = 1e-7) -> Tenso
 
 
 def interpolation_path(a: Tensor, b: Tensor, steps: int, method: str = "slerp") -> Tensor:
-    """``(B, steps, ...)``: ``steps`` points from ``a`` to ``b`` (both ends included), by ``method``."""
+    """``(B, steps, ...)``: ``steps`` points from ``a`` to ``b`` (both ends included), by ``method``
+    (White 2016, arXiv:1609.04468)."""
     if method not in METHODS:
         raise ConfigError(f"interpolate must be one of {', '.join(METHODS)}, got {method!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:

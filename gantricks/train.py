@@ -48,7 +48,7 @@ EVAL_SEED = 1234                      # evaluations draw noise from their own ge
 MAX_ROLLBACKS = 3
 READ_EVERY = 32                       # steps between reads of the logs off a GPU (see GAN.step_deferred)
 EVAL_CURVES = ("modes_covered", "high_quality_pct", "reverse_kl", "kl_to_uniform", "fid", "kid", "precision",
-               "recall", "density", "coverage")     # eval metrics drawn in plots/metrics.png, where present
+               "recall", "density", "coverage", "class_accuracy", "intra_fid", "own_mode_pct")     # eval metrics drawn in plots/metrics.png, where present
 RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
                      "device", "on_nonfinite", "precision", "compile", "sync_bn", "read_every",
                      "sample_plots", "threads"}

@@ -339,3 +339,16 @@ def test_eval_reports_class_accuracy_and_intra_fid_on_mnist(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert 0 <= out["class_accuracy"] <= 1 and out["intra_fid"] > 0 and len(out["intra_fid_per_class"]) == 10
     assert out["within_class_diversity"] > 0
+
+
+def test_config_key_from_toml_table_and_flag_and_refused_names(tmp_path):
+    from gantricks.config import from_mapping, load_toml
+
+    path = tmp_path / "c.toml"
+    path.write_text('data = "mnist5k"\nconditional = {name = "acgan", weight = 0.5}\n')
+    assert load_toml(path).conditional == "acgan:weight=0.5"
+    assert from_mapping({"conditional": "projection:g=cbn"}).conditional == "projection:g=cbn"
+    for bad, message in (("cgan", "unknown conditional 'cgan'"), ("acgan:weight=-1", "weight must be a positive"),
+                         ("projection:size=3", "has no option 'size'")):
+        with pytest.raises(ConfigError, match=message):
+            from_mapping({"conditional": bad})

@@ -225,3 +225,11 @@ def test_cli_interpolation_writes_an_image_grid_and_a_path_plot(tmp_path, capsys
     capsys.readouterr()
     assert main(["sample", str(tmp_path / "ring"), "--steps", "4", "--out", str(tmp_path / "x.png")]) == 2
     assert "--interpolate" in capsys.readouterr().err
+
+
+def test_list_shows_the_new_tricks_with_their_papers(capsys):
+    assert main(["list", "trick"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "Salimans et al. 2016, arXiv:1606.03498, §3.3" in lines["historical-averaging"]
+    assert "Salimans et al. 2016, arXiv:1606.03498, §3.4" in lines["virtual-batch-norm"]
+    assert "Isola et al. 2017" in lines["g-dropout"]

@@ -16,7 +16,8 @@ from .virtual_batch_norm import ACTIVATIONS, _set
 
 
 def insert_dropout(G: nn.Module, p: float) -> int:
-    """Put ``nn.Dropout(p)`` after every hidden activation of ``G`` (in place); returns how many."""
+    """Put ``nn.Dropout(p)`` after every hidden activation of ``G`` (in place); returns how many (noise as
+    dropout: Isola et al. 2017, arXiv:1611.07004, §3.1; ganhacks #17)."""
     acts = [(n, m) for n, m in G.named_modules() if isinstance(m, ACTIVATIONS)]
     for name, m in acts:
         _set(G, name, nn.Sequential(m, nn.Dropout(p)))

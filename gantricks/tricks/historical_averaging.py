@@ -29,7 +29,8 @@ def historical_average_penalty(params: Iterable[Tensor], averages: Iterable[Tens
 
 @torch.no_grad()
 def update_running_mean(averages: Iterable[Tensor], params: Iterable[Tensor], count: int) -> None:
-    """The mean of ``count`` past values becomes the mean of ``count + 1``: ``θ̄ += (θ − θ̄) / (count + 1)``."""
+    """The mean of ``count`` past values becomes the mean of ``count + 1``: ``θ̄ += (θ − θ̄) / (count + 1)``
+    (the average of historical averaging, Salimans et al. 2016, arXiv:1606.03498, §3.3)."""
     for a, p in zip(averages, params):
         a.add_(p.detach() - a, alpha=1.0 / (count + 1))
 

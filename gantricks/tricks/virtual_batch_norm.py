@@ -42,7 +42,8 @@ def virtual_batch_stats(x: Tensor, ref_mean: Tensor, ref_meansq: Tensor, n_ref: 
 
 
 class VirtualBatchNorm(nn.Module):
-    """VBN over the channels (dim 1) of ``(B, C, ...)`` inputs, with a learned per-channel gain and bias.
+    """VBN (Salimans et al. 2016, arXiv:1606.03498, §3.4) over the channels (dim 1) of ``(B, C, ...)`` inputs,
+    with a learned per-channel gain and bias.
 
     Call it first on the reference batch with ``reference = True`` (it keeps that batch's statistics and
     normalises the batch by them), then on any batch: each example is normalised by
@@ -75,7 +76,8 @@ class VirtualBatchNorm(nn.Module):
 
 
 class ReferenceBatchGenerator(nn.Module):
-    """G whose :class:`VirtualBatchNorm` layers normalise with a fixed reference batch: each call runs
+    """G whose :class:`VirtualBatchNorm` layers (Salimans et al. 2016, §3.4) normalise with a fixed reference
+    batch: each call runs
     ``generator`` on the reference noise (``reference_labels`` too, for a conditional G) first, then on
     the input. Arguments after ``z`` (a conditional G's labels) pass through."""
 
@@ -110,7 +112,8 @@ def _set(root: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def use_virtual_batch_norm(G: nn.Module, probe) -> int:
-    """Swap ``G``'s batch norms for :class:`VirtualBatchNorm` (their gain and bias kept); a G without
+    """Swap ``G``'s batch norms for :class:`VirtualBatchNorm` (Salimans et al. 2016, §3.4; their gain and bias
+    kept); a G without
     batch norm gets one before each hidden activation, sized by ``probe()`` (a dry run of G).
     Returns the number of VBN layers."""
     norms = [(n, m) for n, m in G.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
