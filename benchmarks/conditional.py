@@ -19,8 +19,9 @@ import torch
 
 from gantricks import TrainConfig, train
 
-CELLS = {            # conditional setting of each cell (G: cbn for projection as Miyato & Koyama, embed otherwise)
-    "projection": "projection:g=cbn",
+CELLS = {            # conditional setting of each cell
+    "projection": "projection:g=embed",
+    "projection-cbn": "projection:g=cbn",      # G by conditional batch norm, as Miyato & Koyama's
     "concat": "concat:g=embed",
     "acgan": "acgan:g=embed,weight=1.0",
     "baseline": "none",
@@ -34,6 +35,33 @@ def config(cell: str, seed: int, steps: int) -> TrainConfig:
                        sample_plots="last", progress=False, threads=1, conditional=CELLS[cell])
 
 
+COLUMNS = ("class_accuracy", "intra_fid", "within_class_diversity", "fid", "coverage", "run_cpu_s")
+
+
+def table(results: Path) -> str:
+    """One row per cell: mean ± std over its seeds of each column (class accuracy in %)."""
+    import statistics
+
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    out = ["| cell | conditional | " + " | ".join(COLUMNS) + " | seeds | per seed (class accuracy %) |",
+           "|---" * (len(COLUMNS) + 4) + "|"]
+    for cell in cells:
+        runs = [r for r in rows if r["cell"] == cell]
+        parts = []
+        for key in COLUMNS:
+            values = [r[key] * (100 if key == "class_accuracy" else 1) for r in runs if r.get(key) is not None]
+            if not values:
+                parts.append("—")
+            elif len(values) == 1:
+                parts.append(f"{values[0]:.3g}")
+            else:
+                parts.append(f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}")
+        seeds = ", ".join(f"s{r['seed']}: {100 * r['class_accuracy']:.1f}" for r in runs if "class_accuracy" in r)
+        out.append(f"| {cell} | `{runs[0]['conditional']}` | " + " | ".join(parts) + f" | {len(runs)} | {seeds or '—'} |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3000)
@@ -41,7 +69,11 @@ def main(argv=None) -> int:
     p.add_argument("--cells", default="projection,concat,acgan,baseline")
     p.add_argument("--out", default="runs/conditional")
     p.add_argument("--results", default="benchmarks/results/conditional-mnist5k-3000.jsonl")
+    p.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(Path(args.results)))
+        return 0
     torch.set_num_threads(1)
     results = Path(args.results)
     done = set()
