@@ -54,7 +54,9 @@ class HistoricalAveraging(Trick):
         self._gan = gan
 
     def _params(self, role: str) -> dict[str, nn.Parameter]:
-        return {n: p for n, p in self._gan.modules[role].named_parameters() if p.requires_grad}
+        # every parameter, also while the net is frozen for the other side's step (its penalty is then a
+        # constant); one the user froze for good never moves from its mean, so adds nothing
+        return dict(self._gan.modules[role].named_parameters())
 
     def _started(self) -> None:
         # taken on first use, after every trick's setup (spectral norm renames D's weights)
