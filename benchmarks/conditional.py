@@ -28,14 +28,22 @@ CELLS = {            # conditional setting of each cell
 }
 
 
-def config(cell: str, seed: int, steps: int) -> TrainConfig:
-    return TrainConfig(data="mnist5k", generator="dcgan:width=32", discriminator="dcgan:width=32", z_dim=100,
-                       batch_size=64, steps=steps, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, seed=seed,
+def config(cell: str, seed: int, steps: int, data: str = "mnist5k") -> TrainConfig:
+    """mnist5k: the §6 DCGAN nets (width 32), Adam 2e-4 β1 0.5, batch 64, z 100; a mixture: the fast
+    protocol's MLPs (3x128), Adam 3e-4 β1 0.5, batch 100, z 2 (§3)."""
+    if data == "mnist5k":
+        nets = dict(generator="dcgan:width=32", discriminator="dcgan:width=32", z_dim=100, batch_size=64,
+                    lr_g=2e-4, lr_d=2e-4)
+    else:
+        nets = dict(generator="mlp:width=128,depth=3", discriminator="mlp:width=128,depth=3,maxout=1", z_dim=2,
+                    batch_size=100, lr_g=3e-4, lr_d=3e-4)
+    return TrainConfig(data=data, **nets, steps=steps, beta1=0.5, beta2=0.999, seed=seed,
                        eval_every=0, eval_samples=2500, checkpoint_every=0, keep_checkpoints=1,
                        sample_plots="last", progress=False, threads=1, conditional=CELLS[cell])
 
 
-COLUMNS = ("class_accuracy", "intra_fid", "within_class_diversity", "fid", "coverage", "run_cpu_s")
+COLUMNS = ("class_accuracy", "intra_fid", "within_class_diversity", "fid", "coverage", "own_mode_pct",
+           "modes_covered", "high_quality_pct", "run_cpu_s")
 
 
 def table(results: Path) -> str:
@@ -43,14 +51,16 @@ def table(results: Path) -> str:
     import statistics
 
     rows = [json.loads(line) for line in results.read_text().splitlines()]
+    columns = [c for c in COLUMNS if any(isinstance(r.get(c), (int, float)) for r in rows)]
     cells = list(dict.fromkeys(r["cell"] for r in rows))
-    out = ["| cell | conditional | " + " | ".join(COLUMNS) + " | seeds | per seed (class accuracy %) |",
-           "|---" * (len(COLUMNS) + 4) + "|"]
+    out = ["| cell | conditional | " + " | ".join(columns) + " | seeds | per seed (class accuracy %) |",
+           "|---" * (len(columns) + 4) + "|"]
     for cell in cells:
         runs = [r for r in rows if r["cell"] == cell]
         parts = []
-        for key in COLUMNS:
-            values = [r[key] * (100 if key == "class_accuracy" else 1) for r in runs if r.get(key) is not None]
+        for key in columns:
+            values = [r[key] * (100 if key == "class_accuracy" else 1) for r in runs
+                      if isinstance(r.get(key), (int, float))]
             if not values:
                 parts.append("—")
             elif len(values) == 1:
@@ -67,6 +77,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--cells", default="projection,concat,acgan,baseline")
+    p.add_argument("--data", default="mnist5k", help="mnist5k, or a mixture (ring8, grid25)")
     p.add_argument("--out", default="runs/conditional")
     p.add_argument("--results", default="benchmarks/results/conditional-mnist5k-3000.jsonl")
     p.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
@@ -78,18 +89,18 @@ def main(argv=None) -> int:
     results = Path(args.results)
     done = set()
     if results.exists():
-        done = {(r["cell"], r["seed"], r["steps"]) for r in map(json.loads, results.read_text().splitlines())}
+        done = {(r["cell"], r["seed"], r["steps"], r["data"]) for r in map(json.loads, results.read_text().splitlines())}
     seeds = [int(s) for s in args.seeds.split(",")]
     for seed in seeds:
         for cell in args.cells.split(","):
-            if (cell, seed, args.steps) in done:
+            if (cell, seed, args.steps, args.data) in done:
                 continue
-            run = Path(args.out) / f"{cell}-s{seed}-{args.steps}"
-            cfg = config(cell, seed, args.steps)
+            run = Path(args.out) / f"{args.data}-{cell}-s{seed}-{args.steps}"
+            cfg = config(cell, seed, args.steps, args.data)
             t0, c0 = time.perf_counter(), time.process_time()
             final = train(cfg, run, overwrite=True)
             line = {"cell": cell, "conditional": cfg.conditional, "seed": seed, "steps": args.steps,
-                    "data": cfg.data, "nets": "dcgan:width=32", "batch_size": cfg.batch_size, "z_dim": cfg.z_dim,
+                    "data": cfg.data, "nets": cfg.generator, "batch_size": cfg.batch_size, "z_dim": cfg.z_dim,
                     **{k: v for k, v in final.items() if k != "step"},
                     "run_cpu_s": round(time.process_time() - c0, 1), "run_wall_s": round(time.perf_counter() - t0, 1),
                     "device": "cpu", "run": str(run)}

@@ -20,7 +20,9 @@ An AC-GAN D returns ``(B, 1 + K)``: column 0 the adversarial logit, then K class
 """
 from __future__ import annotations
 
+import inspect
 import math
+import typing
 from typing import Callable
 
 import torch
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .registry import Spec
+from .registry import Spec, coerce_options
 
 MODES = ("concat", "projection", "acgan")
 G_MODES = ("embed", "cbn")
@@ -61,11 +63,10 @@ class ConditionalSpec:
             if spec.options:
                 raise ConfigError("conditional 'none' takes no options")
             return None
-        from .registry import coerce_options
-        import inspect
         params = {k: p for k, p in inspect.signature(ConditionalSpec.__init__).parameters.items()
                   if k not in ("self", "mode")}
-        params = {k: p.replace(annotation={"g": str, "weight": float, "embed_dim": int}[k]) for k, p in params.items()}
+        hints = typing.get_type_hints(ConditionalSpec.__init__)
+        params = {k: p.replace(annotation=hints[k]) for k, p in params.items()}
         return ConditionalSpec(spec.name, **coerce_options(f"conditional {spec.name!r}", params, spec.options))
 
     def __str__(self) -> str:
