@@ -42,7 +42,7 @@ def config(cell: str, seed: int, steps: int, data: str = "mnist5k") -> TrainConf
                        sample_plots="last", progress=False, threads=1, conditional=CELLS[cell])
 
 
-COLUMNS = ("class_accuracy", "intra_fid", "within_class_diversity", "fid", "coverage", "own_mode_pct",
+COLUMNS = ("class_accuracy", "intra_fid", "within_class_diversity", "fid", "precision", "recall", "own_mode_pct",
            "modes_covered", "high_quality_pct", "run_cpu_s")
 
 
@@ -52,11 +52,11 @@ def table(results: Path) -> str:
 
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     columns = [c for c in COLUMNS if any(isinstance(r.get(c), (int, float)) for r in rows)]
-    cells = list(dict.fromkeys(r["cell"] for r in rows))
-    out = ["| cell | conditional | " + " | ".join(columns) + " | seeds | per seed (class accuracy %) |",
-           "|---" * (len(columns) + 4) + "|"]
-    for cell in cells:
-        runs = [r for r in rows if r["cell"] == cell]
+    cells = list(dict.fromkeys((r["data"], r["cell"]) for r in rows))
+    out = ["| data | cell | conditional | " + " | ".join(columns) + " | seeds | per seed (class accuracy %) |",
+           "|---" * (len(columns) + 5) + "|"]
+    for data, cell in cells:
+        runs = [r for r in rows if r["cell"] == cell and r["data"] == data]
         parts = []
         for key in columns:
             values = [r[key] * (100 if key == "class_accuracy" else 1) for r in runs
@@ -68,7 +68,7 @@ def table(results: Path) -> str:
             else:
                 parts.append(f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}")
         seeds = ", ".join(f"s{r['seed']}: {100 * r['class_accuracy']:.1f}" for r in runs if "class_accuracy" in r)
-        out.append(f"| {cell} | `{runs[0]['conditional']}` | " + " | ".join(parts) + f" | {len(runs)} | {seeds or '—'} |")
+        out.append(f"| {data} | {cell} | `{runs[0]['conditional']}` | " + " | ".join(parts) + f" | {len(runs)} | {seeds or '—'} |")
     return "\n".join(out)
 
 
