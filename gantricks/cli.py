@@ -217,10 +217,27 @@ def cmd_sample(args) -> int:
         raise GantricksError(f"{out} exists; pass --overwrite to replace it")
     if out.is_dir():
         raise GantricksError(f"--out {out} is a folder; give a file name ending in .npy, .pt or .png")
+    labels = _labels_arg(args)
+    if args.interpolate is None and args.steps is not None:
+        raise GantricksError("--steps is the number of points of an interpolation; give --interpolate too")
+    if args.n is None:
+        args.n = INTERPOLATION_PATHS if args.interpolate else 2500
     if args.n < 1:
         raise GantricksError(f"-n must be >= 1, got {args.n}")
+    if args.interpolate:
+        if args.dropout:
+            raise GantricksError("--dropout and --interpolate do not go together: dropout would move each "
+                                 "point of a path at random")
+        if args.n > MAX_PATHS:
+            raise GantricksError(f"-n is the number of interpolation paths with --interpolate; at most {MAX_PATHS}")
     _, gan, sampler, _ = open_run(args.run, device=args.device)
-    batches = gan.sample_batches(args.n, torch.Generator().manual_seed(args.seed), SAMPLE_CHUNK)
+    if labels is not None and gan.conditioning is None:
+        raise GantricksError(f"--label/--labels asked for, but the run in {args.run} is not conditional "
+                             f"(it was trained without labels)")
+    if args.interpolate:
+        return _write_interpolation(args, gan, sampler, out, labels)
+    batches = gan.sample_batches(args.n, torch.Generator().manual_seed(args.seed), SAMPLE_CHUNK, labels=labels,
+                                 dropout=args.dropout)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -256,6 +273,60 @@ def cmd_sample(args) -> int:
         for t in (tmp, tmp.with_suffix(".png")):
             if t.exists() and t != out:
                 t.unlink()
+    print(str(out))
+    return 0
+
+
+INTERPOLATION_PATHS = 8              # paths drawn by `gantricks sample --interpolate` unless -n says
+MAX_PATHS = 256
+
+
+def _labels_arg(args) -> "list[int] | None":
+    """--label N or --labels A,B,C as a list of ints (checked against the run's classes later)."""
+    if args.label is not None and args.labels is not None:
+        raise GantricksError("give --label or --labels, not both")
+    raw = args.labels if args.labels is not None else args.label
+    if raw is None:
+        return None
+    try:
+        values = [int(v) for v in str(raw).split(",") if v.strip()]
+    except ValueError:
+        raise GantricksError(f"labels must be integers separated by commas, got {raw!r}") from None
+    if not values:
+        raise GantricksError("--labels: give at least one label")
+    return values
+
+
+def _write_interpolation(args, gan, sampler, out: Path, labels) -> int:
+    """``--interpolate``: ``-n`` paths of ``--steps`` points, as a PNG (an image grid, one path a row; a
+    2-D path plot) or the tensor ``(n, steps, ...)`` in .npy / .pt."""
+    import numpy as np
+    import torch
+
+    from . import plots
+
+    steps = 8 if args.steps is None else args.steps
+    x = gan.interpolate(args.n, steps, args.interpolate, torch.Generator().manual_seed(args.seed),
+                        labels=labels).cpu()
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}{out.suffix}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".npy":
+            np.save(tmp, x.numpy())
+        elif out.suffix == ".pt":
+            torch.save(x, tmp)
+        elif x.dim() == 3 and x.shape[2] == 2:
+            plots.paths(x, tmp, sampler.centers, title=f"{args.interpolate}, {args.n} paths of {steps} points")
+        elif x.dim() == 5:
+            plots.image_grid(x.flatten(0, 1), tmp, nrow=steps)
+        else:
+            raise GantricksError(f"cannot draw an interpolation of samples of shape {tuple(x.shape[2:])} as PNG; "
+                                 f"use .npy or .pt")
+        os.replace(tmp, out)
+    except OSError as err:
+        raise GantricksError(f"cannot write {out}: {err.strerror or err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     print(str(out))
     return 0
 
@@ -348,8 +419,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw samples from a run: .npy, .pt or .png")
     p.add_argument("run", help="run folder")
-    p.add_argument("-n", type=int, default=2500,
-                   help=f"samples (default: %(default)s); made {SAMPLE_CHUNK} at a time, so .npy takes any number")
+    p.add_argument("-n", type=int, default=None,
+                   help=f"samples (default: 2500); made {SAMPLE_CHUNK} at a time, so .npy takes any number; "
+                        f"with --interpolate, the number of paths (default: {INTERPOLATION_PATHS})")
+    p.add_argument("--label", default=None, metavar="K",
+                   help="a conditional run: every sample of class K")
+    p.add_argument("--labels", default=None, metavar="A,B,...",
+                   help="a conditional run: the samples' classes, cycled over the samples (or paths)")
+    p.add_argument("--dropout", action="store_true",
+                   help="keep G's dropout layers on while sampling (dropout as noise, ganhacks / pix2pix)")
+    p.add_argument("--interpolate", choices=("slerp", "lerp"), default=None,
+                   help="draw -n paths between pairs of noise draws instead of samples: a PNG grid (one path a "
+                        "row) for images, a path plot for 2-D data, or the tensor (n, steps, ...) in .npy/.pt")
+    p.add_argument("--steps", type=int, default=None, help="points on each interpolation path (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
     p.add_argument("--out", required=True, help="file: .npy (streamed), .pt, or .png (a scatter or image grid)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

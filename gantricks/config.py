@@ -31,6 +31,7 @@ class TrainConfig:
     loss: str = "nonsaturating"         # adversarial loss
     scheme: str = "standard"            # training scheme, NAME[:key=value,...]
     tricks: tuple[str, ...] = ()        # tricks, each NAME[:key=value,...]
+    conditional: str = "none"           # none, or a class-conditional GAN on labelled data: concat|projection|acgan[:g=embed|cbn,weight=1.0]
     z_dim: int = 2                      # noise dimension (PacGAN 2D: 2)
     batch_size: int = 100               # real samples per D update
     steps: int = 5000                   # G updates in the whole run (resume counts from the start)
@@ -88,6 +89,8 @@ class TrainConfig:
             check_optimizer_spec(getattr(self, name), name)
         for t in self.tricks:
             Spec.parse(t)
+        from .conditional import ConditionalSpec
+        ConditionalSpec.parse(self.conditional)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -113,7 +116,7 @@ def from_mapping(values: dict[str, Any], base: TrainConfig | None = None, source
             if isinstance(raw, (str, dict)):
                 raw = [raw]
             raw = tuple(str(Spec.parse(t)) for t in raw)
-        elif key_norm in ("data", "generator", "discriminator", "scheme", "optimizer_g", "optimizer_d") \
+        elif key_norm in ("data", "generator", "discriminator", "scheme", "optimizer_g", "optimizer_d", "conditional") \
                 and isinstance(raw, dict):
             raw = str(Spec.parse(raw))
         changes[key_norm] = coerce(f"{source}: {key!r}", hints[key_norm], raw)

@@ -16,6 +16,8 @@ gradient norms)`` before their weight.
 """
 from __future__ import annotations
 
+from .conditional import acgan_class_loss, label_planes, projection_logits
+from .interpolate import interpolation_path, lerp, slerp
 from .losses import (hinge_d, least_squares_d, least_squares_g, minimax_d, minimax_g, nonsaturating_g,
                      wasserstein_d, wasserstein_g)
 from .schemes.ebgan import energy_and_embedding, ebgan_g_loss, pulling_away
@@ -29,6 +31,7 @@ from .tricks.consistency import bcr_terms, zcr_d_term, zcr_g_term
 from .tricks.diffaugment import diff_augment, draw_diffaugment
 from .tricks.dragan import dragan_penalty, dragan_points
 from .tricks.feature_matching import feature_matching_loss
+from .tricks.historical_averaging import historical_average_penalty, update_running_mean
 from .tricks.instance_noise import add_instance_noise, noise_std as instance_noise_std
 from .tricks.label_flip import flip_targets
 from .tricks.lecam import lecam_penalty
@@ -38,6 +41,7 @@ from .tricks.minibatch_stddev import minibatch_stddev
 from .tricks.noisy_labels import uniform_targets
 from .tricks.pacgan import pack
 from .tricks.r1 import r1_penalty, r2_penalty
+from .tricks.virtual_batch_norm import virtual_batch_stats
 from .tricks.wgan_gp import wgan_gp_penalty
 
 __all__ = [
@@ -63,4 +67,10 @@ __all__ = [
     "madgan_d_loss", "madgan_g_loss", "cross_generator_cosine", "mode_regularizers",
     # Unrolled GAN
     "unrolled_discriminator", "unrolled_generator_loss", "functional_discriminator", "adam_step", "sgd_step",
+    # conditional GANs: projection D, AC-GAN's class term, cGAN's input concatenation
+    "projection_logits", "acgan_class_loss", "label_planes",
+    # Salimans et al. 2016: historical averaging, virtual batch norm's statistics
+    "historical_average_penalty", "update_running_mean", "virtual_batch_stats",
+    # paths in the noise space
+    "slerp", "lerp", "interpolation_path",
 ]

@@ -22,6 +22,7 @@ from .losses import Loss, get_loss
 from .optim import OptimizerSpec, check_optimizer_spec, make_optimizer
 from .registry import Spec, schemes, tricks as trick_registry
 from .schemes.base import Scheme
+from .conditional import Conditioning, ConditionalSpec, check_labels, refuse_unconditional_parts
 from .tricks.base import StepContext, Trick, check_trick, refuse_conflicts
 
 
@@ -69,6 +70,10 @@ class GAN:
         precision: ``fp32``, or ``bf16``: G's and D's forward passes under bfloat16 autocast
             (weights, optimizer state and gradients stay fp32; penalties' input gradients are fp32).
         compile: ``torch.compile`` each net's forward (``nn.Module.compile``: state-dict keys unchanged).
+        conditional: ``concat``, ``projection`` or ``acgan`` (``acgan:weight=1.0``): a class-conditional GAN
+            (:mod:`gantricks.conditional`) whose G is called ``G(z, y)`` and D ``D(x, y)``; real batches are
+            then ``(x, y)`` pairs. None (default): unconditional.
+        num_classes: the number of classes of a conditional GAN (labels ``0..num_classes-1``).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, z_dim: int | None = None, *,
@@ -78,7 +83,8 @@ class GAN:
                  optimizer_g: OptimizerSpec = "adam", optimizer_d: OptimizerSpec = "adam",
                  z_shape: tuple[int, ...] | None = None, device: "str | torch.device | None" = None,
                  data_shape: tuple[int, ...] | None = None, check_finite: bool = True,
-                 precision: str = "fp32", compile: bool = False):
+                 precision: str = "fp32", compile: bool = False, conditional: "str | None" = None,
+                 num_classes: int | None = None):
         if not isinstance(generator, nn.Module) or not isinstance(discriminator, nn.Module):
             raise ConfigError("generator and discriminator must be torch.nn.Module instances")
         if z_dim is None:
@@ -114,7 +120,13 @@ class GAN:
         self.tricks: list[Trick] = build_tricks(tricks)
         self.modules: dict[str, nn.Module] = {"G": generator.to(self.device), "D": discriminator.to(self.device)}
         self.step_count = 0
+        spec = ConditionalSpec.parse(conditional)
+        self.conditioning: Conditioning | None = Conditioning(spec, num_classes) if spec else None
+        if spec is None and num_classes is not None:
+            raise ConfigError("num_classes is for a conditional GAN; set conditional too")
         refuse_conflicts(self.tricks)
+        if self.conditioning is not None:
+            refuse_unconditional_parts(self)
         for trick in self.tricks:
             trick.validate(self)
         self.scheme.validate(self)
@@ -153,8 +165,9 @@ class GAN:
             with torch.random.fork_rng(devices=devices), torch.no_grad():
                 for m in modes:
                     m.eval()
+                y = torch.zeros(2, dtype=torch.long, device=self.device)
                 try:
-                    fake = G(z)
+                    fake = G(z) if self.conditioning is None else G(z, y)
                 except ConfigError:
                     raise
                 except Exception as err:
@@ -174,7 +187,8 @@ class GAN:
                 for t in packers:     # D sees packed inputs (pacgan): probe it with one of their shape
                     d_shape = tuple(t.discriminator_input_shape(d_shape))
                 try:
-                    logits = D(fake if not packers else torch.zeros(2, *d_shape, dtype=fake.dtype, device=fake.device))
+                    d_in = fake if not packers else torch.zeros(2, *d_shape, dtype=fake.dtype, device=fake.device)
+                    logits = D(d_in) if self.conditioning is None else D(d_in, y)
                 except ConfigError:
                     raise
                 except Exception as err:
@@ -189,6 +203,11 @@ class GAN:
                     raise ConfigError(f"the discriminator must return one output per sample (batch, ...), got "
                                       f"{tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__}"
                                       f" for a batch of 2")
+                if self.conditioning is not None and self.conditioning.mode == "acgan" \
+                        and tuple(logits.shape[1:]) != (1 + self.conditioning.num_classes,):
+                    raise ConfigError(f"an AC-GAN discriminator returns (batch, 1 + num_classes) = (batch, "
+                                      f"{1 + self.conditioning.num_classes}): the adversarial logit, then the class "
+                                      f"logits; got {tuple(logits.shape)}")
         finally:
             for m, was in modes.items():
                 m.train(was)
@@ -197,6 +216,8 @@ class GAN:
     def _checked(self, next_real: Callable[[], Tensor]) -> Callable[[], Tensor]:
         """``next_real`` whose batches must have G's sample shape: a batch of another width is named here."""
         shape = self._sample_shape if getattr(self.scheme, "takes_noise", True) else None
+        if self.conditioning is not None or shape is not None:
+            next_real = self._labels_split(next_real)
         if shape is None:
             return next_real
 
@@ -207,6 +228,30 @@ class GAN:
                                   f"samples of shape {shape}: each real sample must have shape {shape}")
             return batch
         return checked
+
+    def _labels_split(self, next_real: Callable[[], Any]) -> Callable[[], Tensor]:
+        """``next_real`` returning the samples alone: a conditional GAN takes ``(x, y)`` pairs and keeps y as
+        the current real labels; an unconditional one refuses pairs (labels would be silently dropped)."""
+        cond = self.conditioning
+
+        def split() -> Tensor:
+            batch = next_real()
+            labelled = isinstance(batch, (tuple, list))
+            if cond is None:
+                if labelled:
+                    raise ConfigError("real batches are (x, y) pairs, but this GAN is not conditional; pass the "
+                                      "samples alone, or build the GAN with conditional=...")
+                return batch
+            if not labelled or len(batch) != 2:
+                raise ConfigError("a conditional GAN takes real batches as (x, y) pairs: samples and their labels")
+            x, y = batch
+            if not isinstance(y, Tensor) or y.dim() != 1 or len(y) != len(x):
+                raise ConfigError(f"the labels of a real batch of {len(x)} must be a tensor ({len(x)},), got "
+                                  f"{tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__}")
+            # range checked where it is free (CPU); on a GPU the check would wait for the device every step
+            cond.real_labels = check_labels(y, cond.num_classes) if y.device.type == "cpu" else y.long()
+            return x
+        return split
 
     # --- parts ---------------------------------------------------------------------
     @property
@@ -247,7 +292,20 @@ class GAN:
         return torch.randn(n, *self.z_shape, device=self.device)
 
     def generate(self, n: int, generator_module: nn.Module | None = None) -> Tensor:
-        return (generator_module or self.G)(self.noise(n))
+        G = generator_module or self.G
+        if self.conditioning is None:
+            return G(self.noise(n))
+        z = self.noise(n)       # the noise first: a conditional run draws z as an unconditional one does
+        self.conditioning.fake_labels = self.draw_labels(n)
+        return G(z, self.conditioning.fake_labels)
+
+    def draw_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` labels for fakes, uniform over the classes (drawn as :meth:`noise` is, per rank)."""
+        k = self.conditioning.num_classes
+        if generator is not None:
+            return torch.randint(k, (n,), generator=generator).to(self.device)
+        y = torch.randint(k, (n * self.world.size,), device=self.device)
+        return y[self.world.rank * n:(self.world.rank + 1) * n]
 
     def d_inputs(self, real: Tensor | None, fake: Tensor, phase: str) -> tuple[Tensor | None, Tensor]:
         for trick in self._d_input_tricks:
@@ -265,9 +323,18 @@ class GAN:
                            ) -> tuple[Tensor, dict[str, Tensor]]:
         """D's total loss on a real and a (detached) fake batch, with every trick's terms."""
         real_in, fake_in = self.d_inputs(real, fake, "D")
-        real_logits, fake_logits = _at_least_fp32(D(real_in)), _at_least_fp32(D(fake_in))
+        cond = self.conditioning
+        if cond is None:
+            real_logits, fake_logits = _at_least_fp32(D(real_in)), _at_least_fp32(D(fake_in))
+        else:     # D(x, y): real batches with their labels, fakes with those G was asked for
+            (real_logits, real_cls), (fake_logits, fake_cls) = (cond.outputs(D, real_in, cond.real_labels),
+                                                                cond.outputs(D, fake_in, cond.fake_labels))
+            real_logits, fake_logits = _at_least_fp32(real_logits), _at_least_fp32(fake_logits)
         real_t, fake_t = self.targets(real_logits.shape[0], fake_logits.shape[0], real_logits.device)
         terms = {"d_adv": self.loss.d(real_logits, fake_logits, real_t, fake_t)}
+        if cond is not None:
+            terms.update(cond.d_terms(real_cls, fake_cls))
+            D = cond.bind(D, cond.real_labels)     # penalties see D on real labels (R1, DRAGAN; WGAN-GP's mixes)
         ctx = StepContext(self, D, real, fake, real_in, fake_in, real_logits, fake_logits, "D")
         for trick in self.tricks:
             terms.update(trick.d_terms(ctx))
@@ -287,10 +354,18 @@ class GAN:
                        ) -> tuple[Tensor, dict[str, Tensor]]:
         """G's total loss for a fake batch (with grad), with every trick's terms."""
         _, fake_in = self.d_inputs(None, fake, "G")
-        fake_logits = _at_least_fp32(D(fake_in))
+        cond = self.conditioning
+        if cond is None:
+            fake_logits = _at_least_fp32(D(fake_in))
+        else:
+            fake_logits, fake_cls = cond.outputs(D, fake_in, cond.fake_labels)
+            fake_logits = _at_least_fp32(fake_logits)
+            D = cond.bind(D, cond.fake_labels)
         real_t = torch.ones(fake_logits.shape[0], device=fake_logits.device)
         ctx = StepContext(self, D, real, fake, None, fake_in, None, fake_logits, "G")
         terms = {} if any(t.replaces_g_loss for t in self.tricks) else {"g_adv": self.loss.g(fake_logits, real_t)}
+        if cond is not None:
+            terms.update(cond.g_terms(fake_cls))
         for trick in self.tricks:
             terms.update(trick.g_terms(ctx))
         if not terms:
@@ -437,13 +512,20 @@ class GAN:
             return _NO_AUTOCAST
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000, *,
+               labels: "Tensor | Sequence[int] | int | None" = None, dropout: bool = False) -> Tensor:
         """``n`` samples from G in eval mode (the EMA copy where the ema trick is on), drawn ``batch_size``
-        at a time (:meth:`sample_batches`), so that only the result is held whole."""
-        out = list(self.sample_batches(n, generator, batch_size))
+        at a time (:meth:`sample_batches`), so that only the result is held whole.
+
+        ``labels`` (a conditional GAN): the class of each sample — one label for all, or a list that
+        cycles over the ``n`` samples; None draws them uniformly. ``dropout``: G's dropout layers stay
+        on while sampling (ganhacks / pix2pix: dropout as G's noise "at both training and test time");
+        the g-dropout trick turns it on unless built with ``sampling=false``."""
+        out = list(self.sample_batches(n, generator, batch_size, labels=labels, dropout=dropout))
         return torch.cat(out) if out else torch.empty(0, *(self._sample_shape or ()), device=self.device)
 
-    def sample_batches(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000
+    def sample_batches(self, n: int, generator: torch.Generator | None = None, batch_size: int = 10_000, *,
+                       labels: "Tensor | Sequence[int] | int | None" = None, dropout: bool = False
                        ) -> Iterator[Tensor]:
         """``n`` samples as batches of at most ``batch_size``, each made when asked for: memory bounded by
         one batch whatever ``n`` (``gantricks sample`` streams them to its file). The same seed gives
@@ -451,19 +533,66 @@ class GAN:
         for name, value, least in (("n", n, 0), ("batch_size", batch_size, 1)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 raise ConfigError(f"sample: {name} must be an integer >= {least}, got {value!r}")
-        return self._batches(int(n), generator, int(batch_size))     # checked now, made when iterated
+        if labels is not None and self.conditioning is None:
+            raise ConfigError("labels asked for, but this GAN is not conditional (it was trained without labels)")
+        if labels is not None:
+            labels = check_labels(labels, self.conditioning.num_classes, int(n))
+        dropout = dropout or any(getattr(t, "sample_with_dropout", False) for t in self.tricks)   # g-dropout
+        if dropout:
+            check_has_dropout(self.sampling_generator)
+        return self._batches(int(n), generator, int(batch_size), labels, dropout)   # checked now, made when iterated
 
-    def _batches(self, n: int, generator: torch.Generator | None, batch_size: int) -> Iterator[Tensor]:
+    def _batches(self, n: int, generator: torch.Generator | None, batch_size: int,
+                 labels: Tensor | None = None, dropout: bool = False) -> Iterator[Tensor]:
         g = self.sampling_generator
         for i in range(0, n, batch_size):
             was_training = g.training
             g.eval()
             try:
-                with torch.no_grad():
-                    batch = self.scheme.generate(self, self.noise(min(batch_size, n - i), generator))
+                with torch.no_grad(), dropout_on(g, dropout):
+                    z = self.noise(min(batch_size, n - i), generator)
+                    rng = _seeded_from(generator, self.device) if dropout else contextlib.nullcontext()
+                    y = None
+                    if self.conditioning is not None:
+                        y = labels[i:i + len(z)].to(self.device) if labels is not None \
+                            else self.draw_labels(len(z), generator)
+                    with rng:    # dropout's masks from ``generator`` too: the same seed, the same samples
+                        batch = self._from_noise(z, y)
             finally:
                 g.train(was_training)
             yield batch
+
+    def _from_noise(self, z: Tensor, y: Tensor | None) -> Tensor:
+        """Samples of the sampling G for noise ``z`` (and labels ``y`` of a conditional GAN)."""
+        return self.scheme.generate(self, z) if y is None else self.sampling_generator(z, y)
+
+    def interpolate(self, n: int, steps: int = 8, method: str = "slerp", generator: torch.Generator | None = None,
+                    *, labels: "Tensor | Sequence[int] | int | None" = None) -> Tensor:
+        """``(n, steps, *sample shape)``: for each of ``n`` pairs of noise draws, G's samples along the
+        path between them (:func:`gantricks.interpolate.interpolation_path`, ``slerp`` or ``lerp``), in
+        eval mode. A conditional GAN keeps one label along each path (``labels`` as in :meth:`sample`)."""
+        from .interpolate import interpolation_path
+
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ConfigError(f"interpolate: n must be an integer >= 1, got {n!r}")
+        if labels is not None and self.conditioning is None:
+            raise ConfigError("labels asked for, but this GAN is not conditional (it was trained without labels)")
+        a, b = self.noise(n, generator), self.noise(n, generator)
+        z = interpolation_path(a, b, steps, method).flatten(0, 1)          # (n·steps, *z_shape)
+        y = None
+        if self.conditioning is not None:
+            y = check_labels(labels, self.conditioning.num_classes, n).to(self.device) if labels is not None \
+                else self.draw_labels(n, generator)
+            y = y.repeat_interleave(steps)
+        g = self.sampling_generator
+        was_training = g.training
+        g.eval()
+        try:
+            with torch.no_grad():
+                out = self._from_noise(z, y)
+        finally:
+            g.train(was_training)
+        return out.reshape(n, steps, *out.shape[1:])
 
     # --- state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -576,6 +705,41 @@ def _nonfinite_flag(grads: list[Tensor], device: torch.device) -> Tensor:
     return torch.log1p(-found)
 
 
+def check_has_dropout(G: nn.Module) -> None:
+    """:class:`ConfigError` unless ``G`` has a dropout layer (what sampling with dropout turns on)."""
+    if not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in G.modules()):
+        raise ConfigError("sampling with dropout asked for, but G has no dropout layer; build G with dropout "
+                          "(e.g. mlp:dropout=0.5, dcgan:dropout=0.5) or add the g-dropout trick")
+
+
+@contextlib.contextmanager
+def dropout_on(G: nn.Module, on: bool = True) -> Iterator[None]:
+    """G's dropout layers in training mode (dropping units) inside, whatever G's own mode; as before after."""
+    layers = [m for m in G.modules() if isinstance(m, nn.modules.dropout._DropoutNd)] if on else []
+    modes = [m.training for m in layers]
+    for m in layers:
+        m.train()
+    try:
+        yield
+    finally:
+        for m, was in zip(layers, modes):
+            m.train(was)
+
+
+def _seeded_from(generator: torch.Generator | None, device: torch.device) -> contextlib.AbstractContextManager:
+    """The global RNG seeded from ``generator`` inside, and put back after (nothing without a generator)."""
+    if generator is None:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def forked() -> Iterator[None]:
+        seed = int(torch.randint(2 ** 62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+    return forked()
+
+
 def check_precision(precision: str, device: torch.device) -> str:
     """``precision`` if ``device`` can run it (bf16 autocast: CPU, CUDA with bf16 support, MPS where torch has it)."""
     if precision not in ("fp32", "bf16"):
@@ -610,14 +774,23 @@ def _module_device(module: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def _to(batch: Any, device: torch.device) -> Any:
+    """A batch, or an ``(x, y)`` pair of a conditional GAN, on ``device``."""
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(b, device) for b in batch)
+    if not isinstance(batch, Tensor):
+        raise ConfigError(f"real batches must be tensors (or (x, y) pairs of tensors), got {type(batch).__name__}")
+    return batch.to(device)
+
+
 def _as_next(real: Any, device: torch.device) -> Callable[[], Tensor]:
-    if isinstance(real, Tensor):
-        batch = real.to(device)
+    if isinstance(real, (Tensor, tuple, list)):
+        batch = _to(real, device)
         return lambda: batch
     if callable(real):
-        return lambda: real().to(device)
+        return lambda: _to(real(), device)
     if isinstance(real, Iterator):
-        return lambda: next(real).to(device)
+        return lambda: _to(next(real), device)
     raise ConfigError(f"gan.step takes a tensor, an iterator of tensors or a function, got {type(real).__name__}")
 
 

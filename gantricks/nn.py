@@ -10,10 +10,17 @@ the tricks use. Each docstring names its paper. The pure functions are in :mod:`
 """
 from __future__ import annotations
 
+from .conditional import (ACGANDiscriminator, ConcatDiscriminator, ConditionalBatchNorm, ConditionalGenerator,
+                          ProjectionDiscriminator)
 from .tricks.ema import ema_update
+from .tricks.g_dropout import insert_dropout
 from .tricks.minibatch_discrimination import MinibatchDiscrimination
 from .tricks.minibatch_stddev import MinibatchStdDev
 from .tricks.replay import ReplayBuffer
 from .tricks.spectral_norm import apply_spectral_norm
+from .tricks.virtual_batch_norm import ReferenceBatchGenerator, VirtualBatchNorm, use_virtual_batch_norm
 
-__all__ = ["MinibatchDiscrimination", "MinibatchStdDev", "apply_spectral_norm", "ema_update", "ReplayBuffer"]
+__all__ = ["MinibatchDiscrimination", "MinibatchStdDev", "apply_spectral_norm", "ema_update", "ReplayBuffer",
+           "ConditionalGenerator", "ConditionalBatchNorm", "ConcatDiscriminator", "ProjectionDiscriminator",
+           "ACGANDiscriminator", "VirtualBatchNorm", "ReferenceBatchGenerator", "use_virtual_batch_norm",
+           "insert_dropout"]

@@ -133,3 +133,25 @@ def save_grid(grid, path: "str | Path", scale: int = 2) -> Path:
     path = Path(path)
     plt.imsave(path, grid)
     return path
+
+
+def paths(points, path: "str | Path", centers=None, title: str = "") -> Path:
+    """2D paths ``(B, steps, 2)`` as lines with dots over the mode centres (an interpolation in z)."""
+    points = np.asarray(points, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
+    for row in points:
+        ax.plot(row[:, 0], row[:, 1], "-o", ms=2.5, lw=0.8, alpha=0.8)
+    if centers is not None:
+        c = np.asarray(centers)
+        ax.scatter(c[:, 0], c[:, 1], marker="x", s=30, color="#d62728", linewidths=1.2)
+        lim = float(np.abs(c).max()) * 1.5 + 0.2
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -37,7 +37,9 @@ from .data.sources import Sampler
 from .distributed import init_from_env, shutdown
 from .errors import ConfigError, GantricksError, NonFiniteError, Stopped
 from .gan import GAN, StepLogs
+from .conditional import balanced_labels
 from .metrics import mixture_coverage
+from .metrics.conditional import conditional_metrics
 from .metrics.images import dataset_image_metrics
 from .metrics.overfit import gan_overfit_metrics
 from .monitor import Monitor
@@ -47,7 +49,7 @@ EVAL_SEED = 1234                      # evaluations draw noise from their own ge
 MAX_ROLLBACKS = 3
 READ_EVERY = 32                       # steps between reads of the logs off a GPU (see GAN.step_deferred)
 EVAL_CURVES = ("modes_covered", "high_quality_pct", "reverse_kl", "kl_to_uniform", "fid", "kid", "precision",
-               "recall", "density", "coverage")     # eval metrics drawn in plots/metrics.png, where present
+               "recall", "density", "coverage", "class_accuracy", "intra_fid", "own_mode_pct")     # eval metrics drawn in plots/metrics.png, where present
 RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
                      "device", "on_nonfinite", "precision", "compile", "sync_bn", "read_every",
                      "sample_plots", "threads"}
@@ -98,11 +100,15 @@ class RunDir:
 
 def evaluate(gan: GAN, sampler: Sampler, n: int, seed: int = EVAL_SEED, batch_size: int = 64
              ) -> tuple[dict[str, Any], torch.Tensor]:
-    """Metrics of ``n`` samples drawn with a fixed noise seed (training RNG untouched); where the data keeps
+    """Metrics of ``n`` samples drawn with a fixed noise seed (training RNG untouched); a conditional GAN's
+    samples are of every class in turn (:func:`~gantricks.conditional.balanced_labels`); where the data keeps
     held-out images, D's outputs on them (:mod:`gantricks.metrics.overfit`, D in batches of ``batch_size``)."""
-    on_device = gan.sample(n, generator=torch.Generator().manual_seed(seed))
+    labels = balanced_labels(n, gan.conditioning.num_classes) if gan.conditioning is not None else None
+    on_device = gan.sample(n, generator=torch.Generator().manual_seed(seed), labels=labels)
     samples = on_device.cpu()
     out: dict[str, Any] = {}
+    if labels is not None:            # class accuracy, intra-FID, within-class diversity, own mode
+        out.update(conditional_metrics(on_device, labels, sampler))
     if sampler.centers is not None:
         out.update(mixture_coverage(samples.flatten(1), sampler.centers, sampler.std))
     elif samples.dim() == 4:          # images: Stacked MNIST modes, FID, KID, PRDC where a feature space fits
@@ -123,7 +129,7 @@ def open_run(root: "str | Path", device: str | None = None) -> tuple[TrainConfig
         config = config.replace(device=device)
     _, state = load_latest(run.checkpoints)
     sampler = build_data(config)
-    gan = build_gan(config, sampler.shape)
+    gan = build_gan(config, sampler.shape, sampler.num_classes)
     gan.load_state_dict(state["gan"], restore_rng=False)
     return config, gan, sampler, state
 
@@ -184,7 +190,7 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
                                   f"{config.steps} would end before it (steps counts from the start of the "
                                   f"run); give more steps to continue it")
         sampler = data if data is not None else build_data(config)
-        gan = build_gan(config, sampler.shape)
+        gan = build_gan(config, sampler.shape, sampler.num_classes)
         if config.lr_decay != "none":
             gan.schedule_lr(functools.partial(lr_factor, config))
         _check_batch(config, gan, world.size)
@@ -233,7 +239,10 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
     writer = SummaryWriter(str(run.tb), purge_step=gan.step_count + 1 if gan.step_count else None) if main \
         else _Silent()
     bar = _progress(config, gan.step_count, run.root.name, config.progress and main)
-    next_real = lambda: gan.world.shard(sampler(config.batch_size))  # noqa: E731  (the global batch, this rank's slice)
+    if gan.conditioning is None:
+        next_real = lambda: gan.world.shard(sampler(config.batch_size))  # noqa: E731  (the global batch, this rank's slice)
+    else:     # (x, y) pairs: the batch and its labels, each sliced the same way
+        next_real = lambda: tuple(map(gan.world.shard, sampler.labelled(config.batch_size)))  # noqa: E731
     monitor = Monitor()
     rollbacks, final, last_eval, logs = 0, {}, {}, {}
     read_every = _read_every(config, gan, on_step)

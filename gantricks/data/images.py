@@ -70,9 +70,17 @@ def mnist5k(seed: int = 0, limit: int = 0, n: int = 0, heldout: int = -1) -> Sam
             raise ConfigError("dataset 'mnist5k': give limit or n, not both")
         train, held = little_split(labels, n, 500 if heldout == -1 else heldout, "mnist5k")
         digits = to_unit_range(images)[:, None]
-        return LittleData(digits[train], torch.from_numpy(labels[train].copy()), digits[held], digits,
-                          torch.Generator().manual_seed(seed))
-    return _image_set(to_unit_range(images), seed, torch.from_numpy(labels.copy()), limit)
+        every = torch.from_numpy(labels.copy())
+        return _digits(LittleData(digits[train], every[train], digits[held], digits,
+                                  torch.Generator().manual_seed(seed), population_labels=every))
+    return _digits(_image_set(to_unit_range(images), seed, torch.from_numpy(labels.copy()), limit))
+
+
+def _digits(sampler: FixedSet) -> FixedSet:
+    """``sampler`` marked as MNIST digits with 10 classes (the digit classifier reads them; a ``limit``
+    that keeps only some digits keeps the 10 classes)."""
+    sampler.digit_labels, sampler.num_classes = True, 10
+    return sampler
 
 
 def little_split(labels: np.ndarray, n: int, heldout: int, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -103,14 +111,23 @@ class LittleData(FixedSet):
     few training images would reward G for copying them."""
 
     def __init__(self, data: Tensor, labels: Tensor, heldout: Tensor, population: Tensor,
-                 generator: torch.Generator):
+                 generator: torch.Generator, population_labels: Tensor | None = None):
         super().__init__(data, generator, labels=labels)
         self.heldout = heldout if len(heldout) else None
-        self.population = population
+        self.population, self.population_labels = population, population_labels
+
+    def _population_index(self, n: int) -> Tensor:
+        return torch.randperm(len(self.population), generator=torch.Generator().manual_seed(0))[:n]
 
     def reference(self, n: int) -> Tensor:
-        idx = torch.randperm(len(self.population), generator=torch.Generator().manual_seed(0))[:n]
-        return self.population[idx]
+        return self.population[self._population_index(n)]
+
+    def labelled_reference(self, n: int) -> tuple[Tensor, Tensor]:
+        """Reference images of the whole set with their own labels (a conditional run's intra-FID)."""
+        if self.population_labels is None:
+            return super().labelled_reference(n)
+        idx = self._population_index(n)
+        return self.population[idx], self.population_labels[idx].long()
 
     def seen(self, n: int) -> Tensor:
         """``n`` training images (the same ones at every call; the training RNG untouched)."""
@@ -205,7 +222,7 @@ def mnist_idx(path: str = "", split: str = "train", seed: int = 0, limit: int = 
     if split not in ("train", "test"):
         raise ConfigError(f"dataset 'mnist-idx': split must be train or test, got {split!r}")
     images, labels = load_mnist_idx(path, split)
-    return _image_set(to_unit_range(images), seed, torch.from_numpy(labels), limit)
+    return _digits(_image_set(to_unit_range(images), seed, torch.from_numpy(labels), limit))
 
 
 # --- folders of image files ---------------------------------------------------------------------------
@@ -245,16 +262,37 @@ def _stack(arrays: list[np.ndarray], where: str) -> np.ndarray:
 
 
 @datasets.register("image-folder", summary="every image file in a folder: path=DIR, size=N (0: as they are), "
-                   "channels=1|3|4; CxNxN in [-1, 1]")
+                   "channels=1|3|4; CxNxN in [-1, 1]; a folder of class folders gives labels (one class each)")
 def image_folder(path: str = "", size: int = 64, channels: int = 3, seed: int = 0, limit: int = 0) -> Sampler:
-    """Images read with Pillow, converted to ``channels`` and resized to ``size`` x ``size``."""
+    """Images read with Pillow, converted to ``channels`` and resized to ``size`` x ``size``. A folder
+    holding no images but sub-folders of them is labelled: class k is the k-th sub-folder by name."""
     if not path:
         raise ConfigError("dataset 'image-folder' needs path=DIR")
     if size < 0:
         raise ConfigError(f"dataset 'image-folder': size must be >= 0, got {size}")
-    files = _image_files(path, "image-folder")
-    images = _stack([load_image(f, size, channels) for f in files], path)
-    return _image_set(to_unit_range(images), seed, limit=limit)
+    classes = class_folders(path)
+    if not classes:
+        files = _image_files(path, "image-folder")
+        images = _stack([load_image(f, size, channels) for f in files], path)
+        return _image_set(to_unit_range(images), seed, limit=limit)
+    files = [(k, f) for k, folder in enumerate(classes) for f in _image_files(folder, "image-folder")]
+    images = _stack([load_image(f, size, channels) for _, f in files], path)
+    labels = torch.tensor([k for k, _ in files])
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(0))   # a limit keeps every class
+    sampler = _image_set(to_unit_range(images)[order], seed, labels[order], limit)
+    sampler.num_classes, sampler.class_names = len(classes), [c.name for c in classes]   # one class: refused by
+    # a conditional GAN (it needs two or more), fine for an unconditional one
+    return sampler
+
+
+def class_folders(path: "str | Path") -> list[Path]:
+    """The sub-folders of ``path`` holding images, by name, when ``path`` itself holds no image file
+    (one folder per class); else none."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir() or any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir()):
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and any(q.suffix.lower() in IMAGE_SUFFIXES and q.is_file() for q in p.iterdir()))
 
 
 @datasets.register("paired-folder", paper="Isola et al. 2017, arXiv:1611.07004 (pix2pix's aligned pairs)",

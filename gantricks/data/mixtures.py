@@ -48,16 +48,30 @@ class Mixture(Sampler):
     def shape(self) -> tuple[int, ...]:
         return (self.centers.shape[1],)
 
+    @property
+    def num_classes(self) -> int:      # labelled: a point's label is the index of its mode
+        return len(self.centers)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.sample_labelled(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``n`` points and the index of the mode each was drawn from."""
         g = generator or self.generator
         idx = torch.randint(len(self.centers), (n,), generator=g)
-        return self.centers[idx] + self.std * torch.randn(n, self.centers.shape[1], generator=g)
+        return self.centers[idx] + self.std * torch.randn(n, self.centers.shape[1], generator=g), idx
 
     def __call__(self, batch_size: int) -> Tensor:
         return self.sample(batch_size)
 
+    def labelled(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        return self.sample_labelled(batch_size)
+
     def reference(self, n: int) -> Tensor:
         return self.sample(n, torch.Generator().manual_seed(0))
+
+    def labelled_reference(self, n: int) -> tuple[Tensor, Tensor]:
+        return self.sample_labelled(n, torch.Generator().manual_seed(0))
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
@@ -71,7 +85,10 @@ def _mixture(centers: Tensor, std: float, seed: int, train_points: int) -> Sampl
     mix = Mixture(centers, std, gen)
     if train_points <= 0:
         return mix
-    return FixedSet(mix.sample(train_points), generator=gen, centers=centers, std=std)
+    points, modes = mix.sample_labelled(train_points)
+    fixed = FixedSet(points, generator=gen, centers=centers, std=std, labels=modes)
+    fixed.num_classes = len(centers)      # every mode a class, even one no training point fell in
+    return fixed
 
 
 @datasets.register("ring8", paper="Metz et al. 2016; PacGAN (Lin et al. 2018) config",

@@ -18,9 +18,21 @@ class Sampler:
 
     centers: Tensor | None = None
     std: float | None = None
+    num_classes: int | None = None     # labelled data: the classes of ``labelled`` (None: no labels)
+    digit_labels: bool = False         # labels are MNIST digits (or Stacked MNIST triples) the classifier reads
 
     def __call__(self, batch_size: int) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def labelled(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """A batch and its labels ``(B,)`` in ``0..num_classes-1``, for a conditional GAN."""
+        raise ConfigError(f"a conditional run needs labelled data, and this dataset ({type(self).__name__}) has "
+                          f"no labels; use mnist5k, mnist-idx, image-folder with one folder per class, "
+                          f"stacked-mnist, ring8 or grid25")
+
+    def labelled_reference(self, n: int) -> tuple[Tensor, Tensor]:
+        """``n`` real examples and their labels for evaluation (the same examples as :meth:`reference`)."""
+        return self.labelled(n)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -51,6 +63,12 @@ class FixedSet(Sampler):
             raise ConfigError("training data contains NaN or inf")
         self.data = data
         self.labels = labels
+        self.class_labels = labels if labels is not None and labels.dim() == 1 else None   # one class per example
+        if self.class_labels is not None:
+            self.class_labels = self.class_labels.long()
+            if len(self.class_labels) != len(data) or (self.class_labels < 0).any():
+                raise ConfigError(f"labels must be {len(data)} integers >= 0, one per example")
+            self.num_classes = int(self.class_labels.max()) + 1
         self.generator = generator or torch.Generator().manual_seed(0)
         self.centers, self.std = centers, std
         self._order = torch.randperm(len(data), generator=self.generator)
@@ -79,8 +97,22 @@ class FixedSet(Sampler):
         return self.data[self.indices(batch_size)]
 
     def reference(self, n: int) -> Tensor:
-        idx = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(0))[:n]
-        return self.data[idx]
+        return self.data[self._reference_index(n)]
+
+    def _reference_index(self, n: int) -> Tensor:
+        return torch.randperm(len(self.data), generator=torch.Generator().manual_seed(0))[:n]
+
+    def labelled(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        if self.class_labels is None:
+            return super().labelled(batch_size)
+        idx = self.indices(batch_size)
+        return self.data[idx], self.class_labels[idx]
+
+    def labelled_reference(self, n: int) -> tuple[Tensor, Tensor]:
+        if self.class_labels is None:
+            return super().labelled(n)
+        idx = self._reference_index(n)
+        return self.reference(n), self.class_labels[idx]
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "order": self._order, "pos": self._pos}

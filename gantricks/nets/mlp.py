@@ -102,9 +102,13 @@ class MLPDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(d_in, outputs)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def feature_vector(self, x: Tensor) -> Tensor:
+        """What ``head`` reads: the features of the flattened (scaled) input (conditional Ds use it)."""
         x = x.flatten(1)
-        out = self.head(self.features(x * self.input_scale if self.input_scale != 1.0 else x))
+        return self.features(x * self.input_scale if self.input_scale != 1.0 else x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.head(self.feature_vector(x))
         return out.squeeze(1) if out.shape[1] == 1 else out
 
 

@@ -2,9 +2,9 @@
 
 Each built-in trick lives in its own module and registers itself on import.
 """
-from . import (ada, consistency, diffaugment, dragan, ema, feature_matching, instance_noise,  # noqa: F401
-               label_flip, label_smoothing, lecam, minibatch_discrimination, minibatch_stddev, noisy_labels,
-               pacgan, r1, replay, spectral_norm, wgan_gp)
+from . import (ada, consistency, diffaugment, dragan, ema, feature_matching, g_dropout,  # noqa: F401
+               historical_averaging, instance_noise, label_flip, label_smoothing, lecam, minibatch_discrimination,
+               minibatch_stddev, noisy_labels, pacgan, r1, replay, spectral_norm, virtual_batch_norm, wgan_gp)
 from .base import StepContext, Trick
 
 __all__ = ["StepContext", "Trick"]
