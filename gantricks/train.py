@@ -129,7 +129,7 @@ def open_run(root: "str | Path", device: str | None = None) -> tuple[TrainConfig
         config = config.replace(device=device)
     _, state = load_latest(run.checkpoints)
     sampler = build_data(config)
-    gan = build_gan(config, sampler.shape, sampler.num_classes)
+    gan = build_gan(config, sampler.shape, getattr(sampler, "num_classes", None))
     gan.load_state_dict(state["gan"], restore_rng=False)
     return config, gan, sampler, state
 
@@ -190,7 +190,7 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
                                   f"{config.steps} would end before it (steps counts from the start of the "
                                   f"run); give more steps to continue it")
         sampler = data if data is not None else build_data(config)
-        gan = build_gan(config, sampler.shape, sampler.num_classes)
+        gan = build_gan(config, sampler.shape, getattr(sampler, "num_classes", None))
         if config.lr_decay != "none":
             gan.schedule_lr(functools.partial(lr_factor, config))
         _check_batch(config, gan, world.size)
