@@ -16,6 +16,11 @@ def scatter(samples, path: "str | Path", centers=None, title: str = "", limit: f
     samples = np.asarray(samples, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
     ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.35, color="#1f77b4", linewidths=0)
+    return _finish_plane(fig, ax, centers, title, path, limit)
+
+
+def _finish_plane(fig, ax, centers, title: str, path: "str | Path", limit: float | None = None) -> Path:
+    """The mode centres as crosses, equal axes around them, the title; saved to ``path`` and closed."""
     if centers is not None:
         c = np.asarray(centers)
         ax.scatter(c[:, 0], c[:, 1], marker="x", s=30, color="#d62728", linewidths=1.2)
@@ -141,17 +146,4 @@ def paths(points, path: "str | Path", centers=None, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=110)
     for row in points:
         ax.plot(row[:, 0], row[:, 1], "-o", ms=2.5, lw=0.8, alpha=0.8)
-    if centers is not None:
-        c = np.asarray(centers)
-        ax.scatter(c[:, 0], c[:, 1], marker="x", s=30, color="#d62728", linewidths=1.2)
-        lim = float(np.abs(c).max()) * 1.5 + 0.2
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish_plane(fig, ax, centers, title, path)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _modes_util import one_thread  # noqa: F401  (autouse fixture)
 import torch.nn.functional as F
 from torch import nn
 
@@ -22,14 +23,6 @@ from gantricks.metrics.conditional import (class_accuracy, intra_fid, mean_pairw
                                            within_class_diversity)
 from gantricks.metrics.images import frechet_distance
 from gantricks.nets.mlp import MLPDiscriminator
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --- pure functions against references -----------------------------------------------------------

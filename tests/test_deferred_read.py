@@ -1,9 +1,8 @@
 """Reading the logs off the device every ``read_every`` steps (what a GPU run does) changes nothing but
 when the host waits: the same records, the same parameters, NaNs reported at their own step."""
-import json
-
 import pytest
 import torch
+from _run_util import records
 
 from gantricks.build import build_data
 from gantricks.checkpoint import load_latest
@@ -16,19 +15,12 @@ SMALL = dict(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth
              eval_every=20, checkpoint_every=20, log_every=3, progress=False, data="ring8")
 
 
-def _records(run):
-    out = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        r.pop("wall_s", None), r.pop("cpu_s", None)
-        out.append(r)
-    return out
 
 
 def test_batched_reads_give_the_same_records_and_parameters(tmp_path):
     train(TrainConfig(**SMALL, read_every=1), tmp_path / "each")
     train(TrainConfig(**SMALL, read_every=7), tmp_path / "batched")
-    each, batched = _records(tmp_path / "each"), _records(tmp_path / "batched")
+    each, batched = records(tmp_path / "each"), records(tmp_path / "batched")
     assert [r for r in each if r["kind"] == "train"] == [r for r in batched if r["kind"] == "train"]
     assert [r for r in each if r["kind"] == "eval"] == [r for r in batched if r["kind"] == "eval"]
     assert len([r for r in each if r["kind"] == "train"]) == 40 // 3
@@ -76,7 +68,7 @@ def test_a_nan_is_reported_at_its_own_step_when_reads_are_batched(tmp_path):
     data = _PoisonAt(build_data(config), at=26)          # one real batch a step: call 26 feeds step 26
     with pytest.raises(NonFiniteError, match="at step 26.*last good checkpoint kept: .*step-00000020.pt"):
         train(config, tmp_path / "nan", data=data)
-    steps = [r["step"] for r in _records(tmp_path / "nan") if r["kind"] == "train"]
+    steps = [r["step"] for r in records(tmp_path / "nan") if r["kind"] == "train"]
     assert max(steps) == 24                               # steps 25-28 were read; 25 logged nothing (log_every 3)
     _, state = load_latest(tmp_path / "nan" / "checkpoints")
     assert state["step"] == 20
@@ -120,7 +112,7 @@ def test_sample_plots_last_draws_only_the_final_evaluation(tmp_path):
     train(TrainConfig(**SMALL), tmp_path / "every")
     assert [p.name for p in sorted((tmp_path / "last" / "plots").glob("samples-*.png"))] == ["samples-00000040.png"]
     assert len(list((tmp_path / "every" / "plots").glob("samples-*.png"))) == 2
-    assert _records(tmp_path / "last") == _records(tmp_path / "every")
+    assert records(tmp_path / "last") == records(tmp_path / "every")
 
 
 def test_a_rollback_with_batched_reads_keeps_recording_to_the_end(tmp_path):
@@ -129,10 +121,10 @@ def test_a_rollback_with_batched_reads_keeps_recording_to_the_end(tmp_path):
     config = TrainConfig(**{**SMALL, "log_every": 2}, read_every=8, on_nonfinite="rollback")
     final = train(config, tmp_path / "rb", data=_PoisonAt(build_data(config), at=26))
     assert final["step"] == 40
-    records = _records(tmp_path / "rb")
-    steps = [r["step"] for r in records if r["kind"] == "train"]
+    lines = records(tmp_path / "rb")
+    steps = [r["step"] for r in lines if r["kind"] == "train"]
     assert steps == list(range(2, 41, 2))
-    assert [r["step"] for r in records if r["kind"] == "eval"] == [20, 40]
+    assert [r["step"] for r in lines if r["kind"] == "eval"] == [20, 40]
 
 
 def test_a_steps_record_comes_before_its_flags(tmp_path, monkeypatch):
@@ -144,7 +136,7 @@ def test_a_steps_record_comes_before_its_flags(tmp_path, monkeypatch):
     monkeypatch.setattr(Monitor, "observe_step", flag_every_tenth)
     monkeypatch.setattr(Monitor, "_raise", lambda self, *a: [])
     train(TrainConfig(**{**SMALL, "log_every": 5}, read_every=7), tmp_path / "run")
-    kinds = [(r["kind"], r["step"]) for r in _records(tmp_path / "run")]
+    kinds = [(r["kind"], r["step"]) for r in records(tmp_path / "run")]
     for step in (10, 20, 30, 40):
         at = kinds.index(("flag", step))
         assert kinds[at - 1] == (("eval", step) if step in (20, 40) else ("train", step)), kinds[at - 3:at + 1]

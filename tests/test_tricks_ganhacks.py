@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _modes_util import one_thread  # noqa: F401  (autouse fixture)
 from torch import nn
 
 import gantricks as gt
@@ -15,14 +16,6 @@ from gantricks.errors import ConfigError
 from gantricks.functional import (historical_average_penalty, interpolation_path, lerp, slerp,
                                   update_running_mean, virtual_batch_stats)
 from gantricks.nn import ReferenceBatchGenerator, VirtualBatchNorm, insert_dropout, use_virtual_batch_norm
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --- historical averaging -------------------------------------------------------------------------------------

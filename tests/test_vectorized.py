@@ -1,8 +1,7 @@
 """Seeds side by side (gantricks/vectorized.py): each seed's run is the run it would be alone."""
-import json
-
 import pytest
 import torch
+from _run_util import records
 
 from gantricks.bench import PROTOCOLS, cells
 from gantricks.checkpoint import load_latest
@@ -17,13 +16,6 @@ FAST = {**PROTOCOLS["fast"], "steps": STEPS, "eval_every": 10, "checkpoint_every
 SUPPORTED = [c for c, o in cells().items() if why_not(TrainConfig(**{**FAST, **o})) is None]
 
 
-def _records(run):
-    out = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        r.pop("wall_s", None), r.pop("cpu_s", None)
-        out.append(r)
-    return out
 
 
 def _close(a, b, what, rel, abs_):
@@ -61,7 +53,7 @@ def test_a_seed_side_by_side_equals_its_run_alone(cell, tmp_path):
     results = train_side_by_side(configs, outs)
     assert [r["error"] for r in results] == [None] * 2
     train(configs[1], tmp_path / "alone")
-    side, alone = _records(outs[1]), _records(tmp_path / "alone")
+    side, alone = records(outs[1]), records(tmp_path / "alone")
     assert [(r["kind"], r["step"]) for r in side] == [(r["kind"], r["step"]) for r in alone]
     assert [sorted(r) for r in side] == [sorted(r) for r in alone]
     for a, b in zip(side, alone):
@@ -113,8 +105,8 @@ def test_a_seed_side_by_side_resumes_alone_as_its_run_would(tmp_path):
     assert x["step"] == y["step"] == STEPS
     assert torch.equal(x["gan"]["rng"]["torch"], y["gan"]["rng"]["torch"])
     assert torch.equal(x["sampler"]["order"], y["sampler"]["order"]) and x["sampler"]["pos"] == y["sampler"]["pos"]
-    assert [(r["kind"], r["step"]) for r in _records(tmp_path / "a1")] == \
-        [(r["kind"], r["step"]) for r in _records(tmp_path / "alone")]
+    assert [(r["kind"], r["step"]) for r in records(tmp_path / "a1")] == \
+        [(r["kind"], r["step"]) for r in records(tmp_path / "alone")]
 
 
 def test_a_seed_that_goes_non_finite_stops_alone(tmp_path, monkeypatch):
