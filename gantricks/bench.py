@@ -23,6 +23,7 @@ from .config import TrainConfig, from_mapping
 from .errors import ConfigError
 from .published import PACGAN_TABLE1, STACKED_MNIST, VEEGAN_TABLE1
 from .registry import losses, schemes, tricks
+from .runlock import RunLock
 
 SUITES = {"mixtures": ("ring8", "grid25"), "ring8": ("ring8",), "grid25": ("grid25",),
           "stacked-mnist": ("stacked-mnist",)}
@@ -325,10 +326,20 @@ def run_bench(suite: str, seeds: int, steps: int | None, out: Path, workers: int
     ``settings``: ``"KEY=VALUE"`` config settings over every cell's own (``--set``).
     ``vectorize``: the seeds of a cell that can run side by side train as one batched model
     (:mod:`gantricks.vectorized`); the others alone, and each line says which ran how."""
+    jobs = plan(suite, only, seeds, steps, out, protocol, device, settings)   # a bad plan makes no folder
+    # one bench per folder: a second would train the same runs and interleave their lines
+    lock = RunLock.acquire(out)
+    lock.write_pid()
+    try:
+        return _run_planned(jobs, suite, out, workers, progress, protocol, vectorize)
+    finally:
+        lock.release()
+
+
+def _run_planned(jobs: list[Job], suite: str, out: Path, workers: int, progress: bool, protocol: str | None,
+                 vectorize: bool) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
-    jobs = plan(suite, only, seeds, steps, out, protocol, device, settings)   # a bad plan makes no folder
-    out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
     protocol = jobs[0].protocol if jobs else protocol
     done = {_key(r) for r in load_results(results_path)}

@@ -130,3 +130,23 @@ def test_workers_exit_cleanly(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(_results(tmp_path / "b")) == 4
     assert "leaked" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_second_bench_on_the_same_folder_is_refused(tmp_path, capsys):
+    """One bench per folder: a second one would train the same runs and interleave their results lines."""
+    from gantricks.cli import main
+    from gantricks.errors import RunFolderBusy
+    from gantricks.runlock import RunLock
+
+    held = RunLock.acquire(tmp_path / "b")           # another process's lock (flock is per open file)
+    held.write_pid()
+    try:
+        with pytest.raises(RunFolderBusy, match="in use by another gantricks process"):
+            run_bench("ring8", 1, 2, tmp_path / "b", only=["baseline"], progress=False, protocol="fast")
+        assert main(["bench", "--suite", "ring8", "--protocol", "fast", "--only", "baseline", "--seeds", "1",
+                     "--steps", "2", "--out", str(tmp_path / "b")]) == 2
+        assert "in use by another gantricks process" in capsys.readouterr().err
+        assert not (tmp_path / "b" / "results.jsonl").exists()
+    finally:
+        held.release()
+    assert run_bench("ring8", 1, 2, tmp_path / "b", only=["baseline"], progress=False, protocol="fast")
