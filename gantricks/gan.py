@@ -533,10 +533,7 @@ class GAN:
         for name, value, least in (("n", n, 0), ("batch_size", batch_size, 1)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 raise ConfigError(f"sample: {name} must be an integer >= {least}, got {value!r}")
-        if labels is not None and self.conditioning is None:
-            raise ConfigError("labels asked for, but this GAN is not conditional (it was trained without labels)")
-        if labels is not None:
-            labels = check_labels(labels, self.conditioning.num_classes, int(n))
+        labels = self._asked_labels(labels, int(n))
         dropout = dropout or any(getattr(t, "sample_with_dropout", False) for t in self.tricks)   # g-dropout
         if dropout:
             check_has_dropout(self.sampling_generator)
@@ -544,23 +541,37 @@ class GAN:
 
     def _batches(self, n: int, generator: torch.Generator | None, batch_size: int,
                  labels: Tensor | None = None, dropout: bool = False) -> Iterator[Tensor]:
-        g = self.sampling_generator
         for i in range(0, n, batch_size):
-            was_training = g.training
-            g.eval()
-            try:
-                with torch.no_grad(), dropout_on(g, dropout):
-                    z = self.noise(min(batch_size, n - i), generator)
-                    rng = _seeded_from(generator, self.device) if dropout else contextlib.nullcontext()
-                    y = None
-                    if self.conditioning is not None:
-                        y = labels[i:i + len(z)].to(self.device) if labels is not None \
-                            else self.draw_labels(len(z), generator)
-                    with rng:    # dropout's masks from ``generator`` too: the same seed, the same samples
-                        batch = self._from_noise(z, y)
-            finally:
-                g.train(was_training)
+            with self._sampling(), dropout_on(self.sampling_generator, dropout):
+                z = self.noise(min(batch_size, n - i), generator)
+                rng = _seeded_from(generator, self.device) if dropout else contextlib.nullcontext()
+                y = None
+                if self.conditioning is not None:
+                    y = labels[i:i + len(z)].to(self.device) if labels is not None \
+                        else self.draw_labels(len(z), generator)
+                with rng:    # dropout's masks from ``generator`` too: the same seed, the same samples
+                    batch = self._from_noise(z, y)
             yield batch
+
+    @contextlib.contextmanager
+    def _sampling(self) -> Iterator[None]:
+        """The sampling G in eval mode without gradients inside; its own mode again after."""
+        g = self.sampling_generator
+        was_training = g.training
+        g.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            g.train(was_training)
+
+    def _asked_labels(self, labels: "Tensor | Sequence[int] | int | None", n: int) -> Tensor | None:
+        """``labels`` asked of :meth:`sample` or :meth:`interpolate`, checked, as ``n`` labels (None: none asked)."""
+        if labels is None:
+            return None
+        if self.conditioning is None:
+            raise ConfigError("labels asked for, but this GAN is not conditional (it was trained without labels)")
+        return check_labels(labels, self.conditioning.num_classes, n)
 
     def _from_noise(self, z: Tensor, y: Tensor | None) -> Tensor:
         """Samples of the sampling G for noise ``z`` (and labels ``y`` of a conditional GAN)."""
@@ -575,23 +586,15 @@ class GAN:
 
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ConfigError(f"interpolate: n must be an integer >= 1, got {n!r}")
-        if labels is not None and self.conditioning is None:
-            raise ConfigError("labels asked for, but this GAN is not conditional (it was trained without labels)")
+        asked = self._asked_labels(labels, int(n))
         a, b = self.noise(n, generator), self.noise(n, generator)
         z = interpolation_path(a, b, steps, method).flatten(0, 1)          # (n·steps, *z_shape)
         y = None
         if self.conditioning is not None:
-            y = check_labels(labels, self.conditioning.num_classes, n).to(self.device) if labels is not None \
-                else self.draw_labels(n, generator)
+            y = asked.to(self.device) if asked is not None else self.draw_labels(n, generator)
             y = y.repeat_interleave(steps)
-        g = self.sampling_generator
-        was_training = g.training
-        g.eval()
-        try:
-            with torch.no_grad():
-                out = self._from_noise(z, y)
-        finally:
-            g.train(was_training)
+        with self._sampling():
+            out = self._from_noise(z, y)
         return out.reshape(n, steps, *out.shape[1:])
 
     # --- state -------------------------------------------------------------------------
