@@ -313,8 +313,8 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
                 log = run.metrics.open("a") if main else _Silent()
                 bar.n = gan.step_count
                 continue
-            bar.update(len(done))
             if not main:
+                bar.update(len(done))
                 continue
             if evaluating:
                 last_eval, samples = evaluate(gan, sampler, config.eval_samples, batch_size=config.batch_size)
@@ -329,6 +329,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
                 save(step)
             if is_last or step % config.log_every < len(done):     # a logged step was read
                 bar.set_postfix(_postfix(logs, last_eval), refresh=False)
+            bar.update(len(done))        # after the postfix: the line shows this step's values
         final = {"step": gan.step_count, **last_eval}
     finally:
         stop.restore()
@@ -568,16 +569,21 @@ class _Lines:
         self.every = max(1, total // 20)
         self._next = (initial // self.every + 1) * self.every
         self._postfix: dict[str, str] = {}
+        self._postfix_step = initial
 
     def update(self, k: int = 1) -> None:
         self.n += k
+        if self._postfix_step is None:     # set just before this update: this step's values
+            self._postfix_step = self.n
         if self.n >= self._next or self.n >= self.total:
             self._next = (self.n // self.every + 1) * self.every
             extra = " ".join(f"{key}={value}" for key, value in self._postfix.items())
+            if extra and self._postfix_step < self.n:     # values of an earlier logged step: say which
+                extra += f" (logged at step {self._postfix_step})"
             self.write(f"{self.desc}: step {self.n}/{self.total}" + (f" {extra}" if extra else ""))
 
     def set_postfix(self, values: dict, refresh: bool = False) -> None:
-        self._postfix = dict(values)
+        self._postfix, self._postfix_step = dict(values), None
 
     def write(self, text: str) -> None:
         print(text, file=self.out, flush=True)

@@ -376,6 +376,23 @@ def test_progress_to_a_file_is_lines_not_carriage_returns(tmp_path, capsys):
     assert "r: step 40/40" in err.splitlines()[-1] and 2 <= len(err.splitlines()) <= 25
 
 
+def test_progress_lines_say_when_their_losses_are_of_an_earlier_step(tmp_path, capsys):
+    """A line every 2 steps, a log every 10: the lines between logs show the last logged values and say
+    from which step, and a logged step's line shows its own values."""
+    import json
+
+    from gantricks.train import train
+
+    train(TrainConfig(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32,
+                      steps=40, log_every=10, eval_every=0, eval_samples=200, progress=True), tmp_path / "r")
+    lines = capsys.readouterr().err.splitlines()
+    logged = {r["step"]: r for r in map(json.loads, (tmp_path / "r" / "metrics.jsonl").read_text().splitlines())
+              if "d_loss" in r}
+    at = {int(line.split("step ")[1].split("/")[0]): line for line in lines if ": step " in line}
+    assert "(logged at step" not in at[20] and f"d_loss={logged[20]['d_loss']:.3f}" in at[20]
+    assert at[24].endswith("(logged at step 20)") and f"d_loss={logged[20]['d_loss']:.3f}" in at[24]
+
+
 def test_train_runs_on_the_configured_threads_and_puts_them_back(tmp_path):
     from gantricks.train import train
 
