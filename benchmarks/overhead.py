@@ -130,10 +130,11 @@ def make_model(name: str, width: int | None = None):
 
 # --- the two loops ---------------------------------------------------------------------------
 def hand_written(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real: Callable[[], torch.Tensor],
-                 device: torch.device, autocast: Callable[[], contextlib.AbstractContextManager]):
-    """One step of the plain PyTorch loop (a closure over its own optimizers)."""
-    opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS)
-    opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS)
+                 device: torch.device, autocast: Callable[[], contextlib.AbstractContextManager], fused: bool = False):
+    """One step of the plain PyTorch loop (a closure over its own optimizers): torch's default Adam, or
+    with ``fused`` its fused kernel, the one the library asks for."""
+    opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS, fused=fused or None)
+    opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS, fused=fused or None)
     d_params = list(D.parameters())
 
     def step() -> None:
@@ -227,17 +228,22 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     """Interleaved timings of both paths on ``model``; medians and the throughput ratio."""
     G, D, z_shape, sampler, batch, where = make_model(model, width)
     G2, D2, G3, D3 = copy.deepcopy(G), copy.deepcopy(D), copy.deepcopy(G), copy.deepcopy(D)
-    sampler2, sampler3 = copy.deepcopy(sampler), copy.deepcopy(sampler)
+    G4, D4 = copy.deepcopy(G), copy.deepcopy(D)
+    sampler2, sampler3, sampler4 = copy.deepcopy(sampler), copy.deepcopy(sampler), copy.deepcopy(sampler)
     dtype = torch.bfloat16
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if precision == "bf16" else contextlib.nullcontext
-    G2.to(device), D2.to(device)
+    G2.to(device), D2.to(device), G4.to(device), D4.to(device)
     if compile:
-        G2.compile(), D2.compile()
+        G2.compile(), D2.compile(), G4.compile(), D4.compile()
+    fused = gt.GAN(copy.deepcopy(G), copy.deepcopy(D), z_shape=z_shape, z_dim=z_shape[0],
+                   device=device).optimizers["D"].defaults.get("fused") is True
     read_every = read_every or default_read_every(device)
     paths = {"gantricks": library(G, D, z_shape, lambda: sampler(batch), device, precision, compile, read_every),
              "hand-written": hand_written(G2, D2, z_shape, lambda: sampler2(batch), device, autocast),
              "losses-only": library(G3, D3, z_shape, lambda: sampler3(batch), device, precision, compile, read_every,
                                     diagnostics=False)}
+    if fused:     # the same Adam kernel as the library's: what is left is the library's own work
+        paths["hand-fused"] = hand_written(G4, D4, z_shape, lambda: sampler4(batch), device, autocast, fused=True)
     if not losses_only:
         del paths["losses-only"]
     for step in paths.values():
@@ -258,6 +264,8 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     times = cpu if device.type == "cpu" else wall
     ratios = [h / g for g, h in zip(times["gantricks"], times["hand-written"])]
     lean = [h / g for g, h in zip(times.get("losses-only", []), times["hand-written"])] or [math.nan]
+    same = [h / g for g, h in zip(times["gantricks"], times["hand-fused"])] if fused else [math.nan]
+    same_lean = [h / g for g, h in zip(times.get("losses-only", []), times["hand-fused"])] if fused else [math.nan]
     return {"model": model, "nets": where, "batch": batch, "device": str(device), "precision": precision,
             "compile": compile, "read_every": read_every, "steps": steps, "repeats": repeats,
             "clock": "cpu" if times is cpu else "wall",
@@ -266,6 +274,9 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
             "ratio": statistics.median(ratios), "ratios": ratios,
             "ms_losses_only": 1000 * statistics.median(times.get("losses-only", [math.nan])),
             "ratio_losses_only": statistics.median(lean), "ratios_losses_only": lean,
+            "fused_adam": fused, "ms_hand_fused": 1000 * statistics.median(times.get("hand-fused", [math.nan])),
+            "ratio_same_kernel": statistics.median(same or [math.nan]), "ratios_same_kernel": same or [math.nan],
+            "ratio_losses_only_same_kernel": statistics.median(same_lean or [math.nan]),
             "wall_ratio": statistics.median(h / g for g, h in zip(wall["gantricks"], wall["hand-written"])),
             "ms_gantricks_wall": 1000 * statistics.median(wall["gantricks"]),
             "ms_hand_wall": 1000 * statistics.median(wall["hand-written"])}
@@ -299,7 +310,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"{', compiled' if args.compile else ''}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"ms per step ({results[0]['clock'] if results else ''} time, median of {args.repeats}); ratio: "
           f"library throughput / hand-written (median of per-repeat ratios; min-max beside it); wall ratio; "
-          f"'losses only': gan.step(diagnostics=False), the finite checks kept")
+          f"'losses only': gan.step(diagnostics=False), the finite checks kept; 'same kernel': against the "
+          f"hand-written loop with the library's fused Adam (absent where the library does not fuse)")
     print(f"{'model':>9} | {'batch':>5} | {'gantricks ms':>12} | {'hand ms':>8} | {'ratio':>5} | {'min-max':>11} | "
           f"{'wall':>5} | {'losses-only ms':>14} | {'ratio':>5} | {'min-max':>11}")
     for r in results:
@@ -308,6 +320,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{r['ratio']:>5.3f} | {spread(r['ratios']):>11} | {r['wall_ratio']:>5.3f} | "
               f"{r['ms_losses_only']:>14.2f} | {r['ratio_losses_only']:>5.3f} | {spread(r['ratios_losses_only']):>11}"
               f"   ({r['nets']})")
+    if any(r["fused_adam"] for r in results):
+        print(f"{'model':>9} | {'hand fused ms':>13} | {'ratio same kernel':>17} | {'min-max':>11} | "
+              f"{'losses only, same kernel':>24}")
+        for r in (r for r in results if r["fused_adam"]):
+            print(f"{r['model']:>9} | {r['ms_hand_fused']:>13.2f} | {r['ratio_same_kernel']:>17.3f} | "
+                  f"{min(r['ratios_same_kernel']):.3f}-{max(r['ratios_same_kernel']):.3f} | "
+                  f"{r['ratio_losses_only_same_kernel']:>24.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

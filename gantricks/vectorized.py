@@ -40,6 +40,7 @@ from .config import TrainConfig, to_toml
 from .errors import ConfigError, NonFiniteError
 from .gan import GAN
 from .monitor import Monitor
+from .optim import make_optimizer
 from .registry import Spec
 from .runlock import RunLock
 from .train import RunDir, _atomic_write, _plot_samples, _record, _Silent, evaluate, finish_plots
@@ -138,8 +139,9 @@ class SeedStack:
         self.G = StackedNet([g.G for g in self.gans])
         self.D = StackedNet([g.D for g in self.gans])
         c = configs[0]
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
+        # Adam as each seed's own (make_optimizer: the same kernel, fused or not, as a run alone)
+        self.opt_g = make_optimizer("adam", self.G.parameters(), c.lr_g, (c.beta1, c.beta2))
+        self.opt_d = make_optimizer("adam", self.D.parameters(), c.lr_d, (c.beta1, c.beta2))
         self._loss_d = vmap(self.loss.d, in_dims=(0, 0, None, None))
         self._loss_g = vmap(self.loss.g, in_dims=(0, None))
         self.threshold = first._threshold

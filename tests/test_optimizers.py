@@ -187,3 +187,47 @@ def test_cli_unrolled_rmsprop_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and "got RMSprop" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_adam_is_fused_where_torch_can_and_not_when_asked_not_to():
+    from gantricks.optim import make_optimizer
+
+    layer = nn.Linear(3, 2)
+    assert make_optimizer("adam", layer.parameters(), 1e-3, (0.5, 0.9)).defaults["fused"] is True
+    assert make_optimizer("adamw", layer.parameters(), 1e-3, (0.5, 0.9)).defaults["fused"] is True
+    assert not make_optimizer("adam:fused=false", layer.parameters(), 1e-3, (0.5, 0.9)).defaults["fused"]
+    ints = [torch.zeros(3, dtype=torch.long)]
+    assert not make_optimizer("adam", ints, 1e-3, (0.5, 0.9)).defaults["fused"]      # torch's own choice there
+    with pytest.raises(ConfigError, match="fused=true needs floating-point parameters"):
+        make_optimizer("adam:fused=true", ints, 1e-3, (0.5, 0.9))
+
+
+def test_fused_adam_is_adams_formula():
+    """Three steps of the fused kernel against Kingma & Ba's Algorithm 1 written out."""
+    from gantricks.optim import make_optimizer
+
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.randn(5, 4))
+    grads = [torch.randn(5, 4) for _ in range(3)]
+    opt = make_optimizer("adam:eps=1e-6", [w], 1e-2, (0.5, 0.9))
+    assert opt.defaults["fused"] is True
+    ref, m, v = w.detach().clone(), torch.zeros(5, 4), torch.zeros(5, 4)
+    for t, g in enumerate(grads, 1):
+        w.grad = g.clone()
+        opt.step()
+        m, v = 0.5 * m + 0.5 * g, 0.9 * v + 0.1 * g * g
+        ref -= 1e-2 * (m / (1 - 0.5 ** t)) / ((v / (1 - 0.9 ** t)).sqrt() + 1e-6)
+    torch.testing.assert_close(w.detach(), ref, rtol=1e-6, atol=1e-7)
+
+
+def test_a_train_run_with_fused_adam_resumes_exactly(tmp_path):
+    """A run stopped and resumed equals the run done at once (the fused kernel's state in the checkpoint)."""
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(TrainConfig(steps=12, checkpoint_every=6, seed=3, **TINY), whole)
+    train(TrainConfig(steps=6, checkpoint_every=6, seed=3, **TINY), split)
+    train(TrainConfig(steps=12, checkpoint_every=6, seed=3, **TINY), split, resume=True)
+    (_, a), (_, b) = load_latest(whole / "checkpoints"), load_latest(split / "checkpoints")
+    assert a["gan"]["optimizers"]["D"]["param_groups"][0]["fused"] is True
+    for name in ("G", "D"):
+        for key, value in a["gan"]["modules"][name].items():
+            assert torch.equal(value, b["gan"]["modules"][name][key]), (name, key)
