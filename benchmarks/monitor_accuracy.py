@@ -9,6 +9,11 @@ defines it (at most half the modes covered by sharp samples, or a reverse KL abo
 dataset: precision and recall of "the mode-collapse flag is up at this evaluation" over evaluations, and
 per run the steps from the first collapsed evaluation to the first flagged one.
 
+A second truth, **collapsed by mass** (:func:`gantricks.collapse.collapsed_mass`: every sample's nearest
+mode, a histogram at least as uneven as an even spread over half the modes), is scored too on the runs
+whose evaluations recorded ``nearest_counts`` (runs from 2026-12-01 on): the sharp-sample truth also calls
+a G spread thinly over every mode "collapsed", which this one does not.
+
 The one threshold the replay can set, ``collapse_diversity`` (the ratio of sample diversity to the data's
 under which the flag goes up), is chosen on ring8 runs only (``--fit ring8``, the F1 over a grid of values);
 grid25 (and Stacked MNIST, where present) is held out and scored with it.
@@ -22,7 +27,7 @@ import statistics
 from pathlib import Path
 from typing import Iterator
 
-from gantricks.collapse import collapsed_counts
+from gantricks.collapse import collapsed_counts, collapsed_mass
 from gantricks.monitor import Monitor
 
 GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
@@ -54,23 +59,31 @@ def raised_flags(evals: list[dict], **thresholds) -> list[tuple[int, str]]:
             if f.name == "mode-collapse"]
 
 
-def replay(run: dict, **thresholds) -> list[tuple[int, bool, bool]]:
-    """(step, flag up, collapsed) at each evaluation of ``run``."""
-    return [(e["step"], "mode-collapse" in monitor.active, collapsed_counts(e["mode_counts"]))
+TRUTHS = {"sharp": lambda e: collapsed_counts(e["mode_counts"]),
+          "mass": lambda e: collapsed_mass(e["nearest_counts"])}
+
+
+def has_truth(run: dict, truth: str) -> bool:
+    return truth == "sharp" or all(e.get("nearest_counts") is not None for e in run["evals"])
+
+
+def replay(run: dict, truth: str = "sharp", **thresholds) -> list[tuple[int, bool, bool]]:
+    """(step, flag up, collapsed by ``truth``) at each evaluation of ``run``."""
+    return [(e["step"], "mode-collapse" in monitor.active, TRUTHS[truth](e))
             for e, monitor, _ in replay_evals(run["evals"], **thresholds)]
 
 
-def score(runs: list[dict], **thresholds) -> dict:
+def score(runs: list[dict], truth: str = "sharp", **thresholds) -> dict:
     tp = fp = fn = tn = 0
     delays, missed = [], 0
     for run in runs:
-        seq = replay(run, **thresholds)
-        for _, flagged, truth in seq:
-            tp += flagged and truth
-            fp += flagged and not truth
-            fn += truth and not flagged
-            tn += not (flagged or truth)
-        onset = next((s for s, _, truth in seq if truth), None)
+        seq = replay(run, truth, **thresholds)
+        for _, flagged, collapsed in seq:
+            tp += flagged and collapsed
+            fp += flagged and not collapsed
+            fn += collapsed and not flagged
+            tn += not (flagged or collapsed)
+        onset = next((s for s, _, collapsed in seq if collapsed), None)
         if onset is not None:
             flag = next((s for s, flagged, _ in seq if flagged and s >= onset), None)
             if flag is None:
@@ -90,21 +103,32 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results", nargs="+", type=Path)
     p.add_argument("--fit", default="ring8", help="the dataset the threshold is chosen on (default ring8)")
+    p.add_argument("--truth", choices=["sharp", "mass", "both"], default="both",
+                   help="the truth scored against (default both; mass only on runs that recorded it)")
     args = p.parse_args(argv)
     runs = load(args.results)
+    for truth in (["sharp", "mass"] if args.truth == "both" else [args.truth]):
+        table(runs, truth, args.fit)
+
+
+def table(all_runs: list[dict], truth: str, fit_on: str) -> None:
+    runs = [r for r in all_runs if has_truth(r, truth)]
+    print(f"\ntruth: collapsed by {'sharp samples' if truth == 'sharp' else 'mass'} ({len(runs)} runs)")
+    if not runs:
+        return
     datasets = sorted({r["dataset"] for r in runs})
-    fit = [r for r in runs if r["dataset"] == args.fit]
+    fit = [r for r in runs if r["dataset"] == fit_on]
     default = Monitor().collapse_diversity
-    best = max(GRID, key=lambda t: (score(fit, collapse_diversity=t)["f1"], t == default)) if fit else default
-    print(f"collapse_diversity chosen on {args.fit} ({len(fit)} runs): {best} (the monitor's default: {default})")
+    best = max(GRID, key=lambda t: (score(fit, truth, collapse_diversity=t)["f1"], t == default)) if fit else default
+    print(f"collapse_diversity chosen on {fit_on} ({len(fit)} runs): {best} (the monitor's default: {default})")
     print("| dataset | threshold | runs | evaluations | collapsed | precision | recall | median steps onset → flag "
           "| collapsed runs never flagged |")
     print("|---|---|---|---|---|---|---|---|---|")
     for ds in datasets:
         part = [r for r in runs if r["dataset"] == ds]
         for name, t in (("default", default), ("fitted", best)):
-            s = score(part, collapse_diversity=t)
-            held = "" if ds == args.fit else " (held out)"
+            s = score(part, truth, collapse_diversity=t)
+            held = "" if ds == fit_on else " (held out)"
             print(f"| {ds}{held} | {name} {t} | {s['runs']} | {s['evaluations']} | {s['collapsed']} | "
                   f"{s['precision']:.2f} | {s['recall']:.2f} | {s['median_delay']} | "
                   f"{s['runs_collapsed_never_flagged']} |")

@@ -36,8 +36,8 @@ COLUMNS = {
     "images": [("stacked-mnist", "modes_covered", "modes", 1), ("stacked-mnist", "kl_to_uniform", "KL", 3),
                ("stacked-mnist", "fid", "FID (digit features)", 1), ("stacked-mnist", "coverage", "coverage", 3)],
 }
-EVAL_KEYS = ("step", "modes_covered", "modes", "high_quality_pct", "reverse_kl", "mode_counts", "samples",
-             "diversity_ratio", "kl_to_uniform")
+EVAL_KEYS = ("step", "modes_covered", "modes", "high_quality_pct", "reverse_kl", "mode_counts", "nearest_counts",
+             "samples", "diversity_ratio", "kl_to_uniform")
 RESULT_METRICS = tuple(dict.fromkeys(m for cols in COLUMNS.values() for _, m, _, _ in cols))
 
 # Training protocols. "pacgan" and "fast" keep PacGAN's data (100k training points), batch 100, 2-D noise and

@@ -6,6 +6,13 @@ cover at most half of the modes, or cover more but so unevenly that the reverse 
 log 2, the KL of samples spread evenly over half of the modes. No sharp sample at all (KL = inf) is
 collapsed. A run that spreads a blurred ring over every mode with a few sharp samples on each is *not*
 collapsed by this rule: that is poor sample quality, which the high-quality % measures.
+
+That rule counts only sharp samples, so a G spread thinly over the plane early in training (few samples
+within 3 std of any mode) also counts as collapsed. A second reading, by mass, looks at every sample's
+nearest mode instead (``nearest_counts`` of :func:`gantricks.metrics.mixture_coverage`): an evaluation is
+**collapsed by mass** when that histogram is at least as uneven as an even spread over half of the modes,
+a reverse KL to uniform of log 2 or more. A blob on one mode, or between two, is collapsed by both
+readings; a G spread thinly over every mode is collapsed by the first only.
 """
 from __future__ import annotations
 
@@ -25,6 +32,11 @@ def is_collapsed(modes_covered: int, modes: int, reverse_kl: float) -> bool:
 def collapsed_counts(mode_counts: Sequence[int]) -> bool:
     """:func:`is_collapsed` from an evaluation's sharp samples per mode."""
     return is_collapsed(sum(1 for c in mode_counts if c > 0), len(mode_counts), reverse_kl(mode_counts))
+
+
+def collapsed_mass(nearest_counts: Sequence[int]) -> bool:
+    """Collapsed by mass: every sample's nearest mode, a reverse KL to uniform of at least log 2."""
+    return not reverse_kl(nearest_counts) < KL_HALF
 
 
 def verdict(collapsed_share: float, baseline_share: float | None) -> str:

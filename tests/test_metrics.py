@@ -47,6 +47,17 @@ def test_uneven_counts_and_low_quality():
     assert m["mode_counts"][:5] == [6, 3, 1, 1, 0]
 
 
+def test_nearest_counts_take_every_finite_sample_sharp_or_not():
+    c = ring_centers()                                     # radius 1, std 0.01
+    sharp = c[[0, 0, 1]]
+    blurred = 0.8 * c[[2, 2, 3]]                           # 0.2 from modes 2, 2, 3: not sharp, but nearest to them
+    far = 5.0 * c[[4]]                                     # far out, still nearest to mode 4
+    nan = torch.tensor([[float("nan"), 0.0]])
+    m = mixture_coverage(torch.cat([sharp, blurred, far, nan]), c, 0.01)
+    assert m["mode_counts"] == [2, 1, 0, 0, 0, 0, 0, 0]
+    assert m["nearest_counts"] == [2, 1, 2, 1, 1, 0, 0, 0]
+
+
 def test_perfect_sampler_scores_mass_within_three_std():
     """A 2D Gaussian has 1 - exp(-9/2) ≈ 98.89 % of its mass within 3 std of its centre."""
     from gantricks.data import Mixture

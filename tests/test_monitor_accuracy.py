@@ -71,3 +71,16 @@ def test_replay_of_a_fresh_run_raises_its_live_flags(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     live = [(r["step"], r["flag"]) for r in records if r["kind"] == "flag" and r["flag"] == "mode-collapse"]
     assert live and monitor_accuracy.raised_flags([r for r in records if r["kind"] == "eval"]) == live
+
+
+def test_mass_truth_tells_a_thin_spread_from_a_blob():
+    """Few sharp samples everywhere: collapsed by the sharp-sample truth, not by mass; one blob: by both."""
+    import monitor_accuracy
+
+    thin = {"mode_counts": [3, 0, 0, 1, 0, 0, 2, 0], "nearest_counts": [300, 310, 290, 305, 295, 300, 310, 290]}
+    blob = {"mode_counts": [40, 0, 0, 0, 0, 0, 0, 0], "nearest_counts": [2400, 20, 10, 5, 5, 10, 20, 30]}
+    half = {"mode_counts": [9] * 4 + [0] * 4, "nearest_counts": [500] * 4 + [0] * 4}     # KL exactly log 2
+    assert [monitor_accuracy.TRUTHS["sharp"](e) for e in (thin, blob, half)] == [True, True, True]
+    assert [monitor_accuracy.TRUTHS["mass"](e) for e in (thin, blob, half)] == [False, True, True]
+    run = {"evals": [dict(thin, step=1)]}
+    assert monitor_accuracy.has_truth(run, "mass") and not monitor_accuracy.has_truth({"evals": [{"step": 1}]}, "mass")

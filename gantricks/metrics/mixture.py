@@ -32,7 +32,10 @@ def mixture_coverage(samples: Tensor, centers: Tensor, std: "float | Tensor", qu
       is undefined and ``reverse_kl`` is reported as ``inf``.
 
     This is a true KL divergence, not the JSD that PacGAN's code logs.
-    Also returned: ``modes`` (K), ``samples`` (N) and ``mode_counts`` (list of K ints).
+    Also returned: ``modes`` (K), ``samples`` (N), ``mode_counts`` (list of K ints) and
+    ``nearest_counts``: every finite sample by its nearest centre, sharp or not (K ints). These tell a
+    G spread thinly over every mode (few sharp samples, an even ``nearest_counts``) from one whose
+    samples sit on a few modes (:func:`gantricks.collapse.collapsed_mass`).
     """
     samples = torch.as_tensor(samples).detach().to("cpu", torch.float64)
     centers = torch.as_tensor(centers).detach().to("cpu", torch.float64)
@@ -52,7 +55,8 @@ def mixture_coverage(samples: Tensor, centers: Tensor, std: "float | Tensor", qu
     counts = torch.bincount(nearest[high_quality], minlength=k)
     n_hq = int(counts.sum())
     return {"modes_covered": int((counts > 0).sum()), "high_quality_pct": 100.0 * n_hq / len(samples),
-            "reverse_kl": reverse_kl(counts), "modes": k, "samples": len(samples), "mode_counts": counts.tolist()}
+            "reverse_kl": reverse_kl(counts), "modes": k, "samples": len(samples), "mode_counts": counts.tolist(),
+            "nearest_counts": torch.bincount(nearest[finite], minlength=k).tolist()}
 
 
 def reverse_kl(mode_counts: "Tensor | Sequence[int]") -> float:
