@@ -23,7 +23,8 @@ from typing import Any
 
 
 def machine() -> dict[str, Any]:
-    """What decides how the CPU kernels round: torch's build, the vector ISA ATen uses, and the CPU."""
+    """What decides how the CPU kernels round: torch's build, the vector ISA ATen uses, and the CPU. (As
+    ``gantricks.bench.machine``, kept here so that the script also runs on trees from before it.)"""
     import torch
 
     model = platform.processor()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,20 @@ def _run_job(job: Job) -> dict[str, Any]:
             "cpu_s": round(time.process_time() - cpu0, 2), "wall_s": round(time.perf_counter() - t0, 2)}
 
 
+def machine() -> dict[str, Any]:
+    """What decides how the CPU kernels round, and so which run a seed gives: torch's build, the vector ISA
+    ATen uses, and the CPU (the same seed on another CPU is a statistical replica, not the same run:
+    BENCHMARKS.md §13)."""
+    import torch
+
+    model = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), model)
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu": model}
+
+
 def _result(job: Job, final: dict[str, Any], records: list[dict[str, Any]], error: str | None) -> dict[str, Any]:
     return {"cell": job.cell, "dataset": job.dataset, "seed": job.seed, "steps": job.steps, "protocol": job.protocol,
             **({"set": job.settings} if job.settings else {}),
@@ -242,7 +257,7 @@ def _result(job: Job, final: dict[str, Any], records: list[dict[str, Any]], erro
             # monitor raised: benchmarks/monitor_accuracy.py replays and scores the monitor on these lines
             "evals": [{k: r.get(k) for k in EVAL_KEYS} for r in records if r.get("kind") == "eval"],
             "flags": [{"step": r["step"], "flag": r["flag"]} for r in records if r.get("kind") == "flag"],
-            "cpu_s": None, "wall_s": None, "error": error, "run": job.out, "device": job.device}
+            "cpu_s": None, "wall_s": None, "error": error, "run": job.out, "device": job.device, "machine": machine()}
 
 
 def _run_side_by_side(jobs: Sequence[Job]) -> list[dict[str, Any]]:

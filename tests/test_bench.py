@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from gantricks.bench import cells, plan, run_bench
 from gantricks.registry import schemes, tricks
@@ -73,6 +74,8 @@ def test_a_killed_bench_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     assert len(after) == 8 and all(after[k] == v for k, v in before.items())
     assert (killed / "report.md").exists() and (killed / "report.html").exists()
     assert "| baseline |" in (killed / "report.md").read_text()
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert all(r["machine"]["torch"] == torch.__version__ and r["machine"]["cpu_capability"] for r in lines)
 
     clean = run_bench("mixtures", 2, 300, tmp_path / "clean", workers=1, only=["baseline", "ttur"], progress=False,
                       protocol="fast")
