@@ -78,6 +78,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..native import closeness as native_closeness
 from .base import D_ARCH, Trick
 from .common import register_trick, require
 from .insert_features import insert_before
@@ -86,6 +87,9 @@ FORMS = ("authors", "simple")
 INIT_DISTANCE = 2.0      # the authors' target for the mean nearest-neighbour L1 distance of each kernel
 _LOG2E = 1.0 / math.log(2.0)
 _MIN_EXPONENT = -64.0     # the kernel's floor: 2^-64 = 5.4e-20 (see _kernel)
+# The native forward keeps K for the backward up to this size (batch 290 at 100 kernels): beyond it a fresh K per
+# call costs more in page faults than recomputing it (measured at batch 512: 62 ms a forward against 11)
+KEEP_KERNEL_BYTES = 32 * 2**20
 
 
 # --- the pairwise kernel sums -----------------------------------------------------------------
@@ -203,10 +207,7 @@ class _ClosenessGrad(torch.autograd.Function):
     def backward(ctx, H: Tensor):
         M, grad, K = ctx.saved_tensors
         if torch.is_grad_enabled():          # a third derivative: autograd through the plain formula
-            wrt = [t for t, needed in zip((M, grad), ctx.needs_input_grad) if needed]
-            with torch.enable_grad():
-                got = iter(torch.autograd.grad(_closeness_grad_reference(M, grad), wrt, H, create_graph=True))
-            return tuple(next(got) if needed else None for needed in ctx.needs_input_grad[:2]) + (None,)
+            return _third_derivative(ctx, M, grad, H) + (None,)
         X = M.permute(1, 2, 0).contiguous()                           # (B, C, N)
         Hx = H.permute(1, 2, 0).contiguous()
         A = torch.zeros_like(K)
@@ -219,6 +220,57 @@ class _ClosenessGrad(torch.autograd.Function):
         d_grad = KA.sum(dim=2).T.neg()
         d_M = _weighted_sign_sums(X, _pair_weights(KA, grad, out=KA)).neg_().permute(2, 1, 0)
         return d_M, d_grad, None
+
+
+class _NativeCloseness(torch.autograd.Function):
+    """:class:`_Closeness` by the native kernels (``gantricks/native/closeness.cpp``): the same function and
+    derivatives, each pair of samples visited once per kernel. K, the (B, N, N) kernel matrix (as the torch
+    formulation keeps it), is kept for the backward where it takes at most ``KEEP_KERNEL_BYTES`` (the backward
+    then skips half its work); beyond that the backward recomputes it."""
+
+    @staticmethod
+    def forward(ctx, M: Tensor, include_self: bool) -> Tensor:
+        keep = ctx.needs_input_grad[0] and math.prod(native_closeness.kernel_shape(M)) * M.element_size() \
+            <= KEEP_KERNEL_BYTES
+        o, K = native_closeness.forward(M, include_self, keep_kernel=keep)
+        ctx.save_for_backward(M)
+        ctx.K = K
+        return o
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        M, = ctx.saved_tensors
+        K, ctx.K = ctx.K, None        # freed after its backward; a second backward (retain_graph) recomputes it
+        if torch.is_grad_enabled():          # create_graph: the gradient must be differentiable
+            return _NativeClosenessGrad.apply(M, grad, K), None
+        d_M = native_closeness.backward(M, grad, K)
+        native_closeness.release(K)          # for the next forward to reuse (the double backward's K is not)
+        return d_M, None
+
+
+class _NativeClosenessGrad(torch.autograd.Function):
+    """:class:`_ClosenessGrad` by the native kernels (K: the forward's, or None)."""
+
+    @staticmethod
+    def forward(ctx, M: Tensor, grad: Tensor, K: Tensor | None) -> Tensor:
+        ctx.save_for_backward(M, grad, K)
+        return native_closeness.backward(M, grad, K)
+
+    @staticmethod
+    def backward(ctx, H: Tensor):
+        M, grad, K = ctx.saved_tensors
+        if torch.is_grad_enabled():          # a third derivative: autograd through the plain formula
+            return _third_derivative(ctx, M, grad, H) + (None,)
+        return native_closeness.double_backward(M, grad, H, K) + (None,)
+
+
+def _third_derivative(ctx, M: Tensor, grad: Tensor, H: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """The vector-Jacobian product of the gradient under create_graph (a third derivative is on its way): autograd
+    through the plain formula :func:`_closeness_grad_reference`."""
+    wrt = [t for t, needed in zip((M, grad), ctx.needs_input_grad) if needed]
+    with torch.enable_grad():
+        got = iter(torch.autograd.grad(_closeness_grad_reference(M, grad), wrt, H, create_graph=True))
+    return tuple(next(got) if needed else None for needed in ctx.needs_input_grad[:2])
 
 
 def _closeness_grad_reference(M: Tensor, grad: Tensor) -> Tensor:
@@ -234,8 +286,12 @@ def _closeness_grad_reference(M: Tensor, grad: Tensor) -> Tensor:
 
 def kernel_closeness(M: Tensor, include_self: bool = False) -> Tensor:
     """o ``(N, B)`` for projections ``M`` ``(N, B, C)``: Σ_j exp(-‖M_ib - M_jb‖_L1), over j ≠ i unless
-    ``include_self``. Computed in at least float32; differentiable twice."""
-    return _Closeness.apply(_at_least_fp32(M), include_self)
+    ``include_self``. Computed in at least float32; differentiable twice. On CPU by the native kernels where
+    they are built (:mod:`gantricks.native`), else by torch ops."""
+    M = _at_least_fp32(M)
+    if native_closeness.available_for(M):
+        return _NativeCloseness.apply(M, include_self)
+    return _Closeness.apply(M, include_self)
 
 
 def minibatch_features(features: Tensor, T: Tensor, include_self: bool = False) -> Tensor:
