@@ -48,26 +48,28 @@ constant. The authors' code leaves j = i out (it adds a large number to the diag
 distances); we follow the code by default (``include_self=False``: o counts the *other*
 samples) and ``include_self=True`` gives the paper's formula.
 
-Cost: the pairwise part is N²·B·C (1M pairs × 5 dimensions for batch 100 and the defaults). It is
-a custom autograd function that never builds the (B, C, N, N) differences: the forward accumulates
-the (B, N, N) exponents over the C dimensions one at a time, as |a - b| = a + b - 2 min(a, b)
-(two passes per dimension), and takes exp2 (about half the cost of exp on a CPU); the backward
-writes w_ij = (g_i + g_j) K_ij over the saved kernel matrix K and reduces Σ_j w_ij sign(M_j - M_i)
-one dimension at a time in one scratch (B, N, N) tensor. Double backward (gradient penalties,
-the exact unrolled scheme) is a second custom function with its own backward written out.
+Cost: the pairwise part is N²·B·C (1M pairs × 5 dimensions for batch 100 and the defaults). On the CPU it
+runs in native code (``gantricks/native/closeness.cpp``, built with the system's C++ compiler at first use,
+:mod:`gantricks.native`): each pair once per kernel (K is symmetric), its distance, exp and gradient terms
+in vector registers; the forward keeps K (B, N, N) for the backward up to ``KEEP_KERNEL_BYTES``, and the
+double backward (gradient penalties, the exact unrolled scheme) has its own native kernel. Elsewhere (a GPU,
+no compiler, ``GANTRICKS_NATIVE=0``, kernel_dim above 64) the same function runs as torch ops: custom autograd
+functions that never build the (B, C, N, N) differences (the forward accumulates the (B, N, N) exponents one
+dimension at a time as |a - b| = a + b - 2 min(a, b) and takes exp2; the backward reduces Σ_j w_ij
+sign(M_j - M_i) one dimension at a time in one scratch tensor), ~40 passes over (B, N, N) tensors per D call.
 A ``gan.step`` on the fast protocol's nets (batch 100, ring8, one CPU thread)::
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/minibatch_cost.py \
-        --tricks minibatch-discrimination,minibatch-discrimination:form=simple --repeats 11 --steps 20
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/minibatch_cost.py --repeats 11 --steps 20 --tricks \
+        minibatch-discrimination,minibatch-discrimination:form=simple,minibatch-discrimination@torch,minibatch-discrimination@zero
 
-measured 5.1 ms without the trick, 29.5 ms with it (x5.9; x5.5 with ``form=simple``), median of
-11 interleaved repeats on a busy 2-core machine (CPU time: the same ratios). The implementation
-before (commit 421a142), which built the (B, C, N, N) differences, timed beside these in the same
-interleaved way, took x23-26. With ``--scheme unrolled:k=2`` (double backward) 159 ms against
-17.5 ms (x9; x25 with the differentiable-ops double backward of commit 12bc07f). What remains is
-~40 passes over (B, N, N) tensors per D call (forward and backward), ~0.13 ms each on one core,
-plus the projections' matrix products; 2x a baseline step would need the pairwise arithmetic in
-one fused kernel (torch.compile of the plain formula was not faster here: 5.5 ms for a forward).
+measured 3.96 ms CPU without the trick and 11.1 ms with it (x2.8; x2.7 with ``form=simple``), against 28.8
+ms (x7.2) for the torch formulation, median of 11 interleaved repeats on a busy 2-core machine. What bounds
+it: with the pairwise sums replaced by zeros (``@zero``) the step still costs x1.7 (the projection to
+100 × 5 kernels, a 128 × 500 matrix product per D call and two in its backward, and the weight norm), and
+the native pairwise sums take ~1 ns per kernel and pair of samples (each pair once: 0.5M for batch 100)
+for the forward and as much for the backward on this CPU (AMD EPYC, AVX2), 4.2 ms of a step's 11.1. With ``--scheme unrolled:k=2`` (double backward) 54 ms against 15
+ms (x3.6; x9.3 as torch ops); on the ``collapse`` protocol's nets (batch 512: 26M pairs per D call) 100 ms
+against 5.6 ms (x18; x169 as torch ops).
 """
 from __future__ import annotations
 
