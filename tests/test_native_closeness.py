@@ -239,3 +239,19 @@ def test_the_library_is_built_into_the_cache_and_loaded_from_it(monkeypatch, tmp
     assert len(built) == 1 and lib.closeness_abi_version() == 2
     monkeypatch.setattr(native, "_built", {})
     assert native.library("closeness") is not None and list((tmp_path / "native").glob("*")) == built
+
+
+def test_a_compiler_without_openmp_gets_a_build_without_it_and_the_next_process_loads_that(monkeypatch, tmp_path):
+    if native.compiler() is None:
+        pytest.skip("no C++ compiler here")
+    monkeypatch.setenv("GANTRICKS_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_OPENMP", ("-fno-such-openmp-flag",))     # as a compiler without OpenMP
+    monkeypatch.setattr(native, "_built", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                           # falling back is not a failure
+        assert native.library("closeness") is not None
+    compiles = []
+    original = native._compile
+    monkeypatch.setattr(native, "_compile", lambda *args: compiles.append(args) or original(*args))
+    monkeypatch.setattr(native, "_built", {})
+    assert native.library("closeness") is not None and compiles == []      # the build there is loaded at once

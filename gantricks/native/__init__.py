@@ -3,7 +3,7 @@
 Some of a technique's arithmetic is a loop that torch's eager ops can only run as many passes over
 large temporary tensors (minibatch discrimination's pairwise sums: ``closeness.cpp``). Such a loop is
 kept here as a small C++ file without torch headers; :func:`library` compiles it once per machine
-(a second or two) into ``$GANTRICKS_CACHE/native`` (default ``~/.cache/gantricks/native``), the file
+(a few seconds) into ``$GANTRICKS_CACHE/native`` (default ``~/.cache/gantricks/native``), the file
 name a hash of the source, the compiler and its flags, and loads it. The compiler is ``$CXX``, else the
 first of ``c++``, ``g++``, ``clang++`` on the path. Without one, or with ``GANTRICKS_NATIVE=0``, the
 caller uses its torch formulation (the same function, slower); a compiler that fails says why, once, as
@@ -27,6 +27,7 @@ SOURCE_DIR = Path(__file__).resolve().parent
 _FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math")
 _OPENMP = ("-fopenmp",)
 _built: dict[str, ctypes.CDLL | None] = {}
+_errors: dict[str, str] = {}
 _lock = threading.Lock()
 
 
@@ -63,9 +64,6 @@ def build_error(name: str) -> str | None:
     return _errors.get(name)
 
 
-_errors: dict[str, str] = {}
-
-
 def _arch_flags() -> tuple[str, ...]:
     """AVX2 and FMA where torch found them on this CPU (the kernels use 32-byte vectors); the compiler's
     default elsewhere (it splits the vectors)."""
@@ -81,15 +79,16 @@ def _build(name: str) -> ctypes.CDLL | None:
         version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as err:
         return _failed(name, f"{cxx} --version: {err}")
-    errors = []
-    for extra in (_OPENMP, ()):          # OpenMP threads over the kernels where the compiler has it
+    folder = _writable_cache()
+    if folder is None:
+        return _failed(name, "no writable folder for it (set GANTRICKS_CACHE)")
+    builds = []                          # with OpenMP threads over the kernels where the compiler has it
+    for extra in (_OPENMP, ()):
         flags = (*_FLAGS, *_arch_flags(), *extra)
         key = hashlib.sha256("\0".join((source.read_text(), cxx, version, *flags)).encode()).hexdigest()[:16]
-        folder = _writable_cache()
-        if folder is None:
-            return _failed(name, f"no writable folder for it (tried {cache_dir()} and the temporary folder; "
-                                 f"set GANTRICKS_CACHE)")
-        target = folder / f"{name}-{key}.so"
+        builds.append((flags, folder / f"{name}-{key}.so"))
+    errors = []
+    for flags, target in sorted(builds, key=lambda build: not build[1].exists()):   # one built before first
         if not target.exists():
             error = _compile(cxx, flags, source, target)
             if error:
@@ -121,8 +120,13 @@ def _compile(cxx: str, flags: tuple[str, ...], source: Path, target: Path) -> st
 
 
 def _writable_cache() -> Path | None:
-    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"gantricks-native-{user}"):
+    """The cache folder, else one in the temporary folder (a home without write access), else None."""
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    try:
+        folders = [cache_dir()]
+    except RuntimeError:                 # no home folder to be found
+        folders = []
+    for folder in (*folders, Path(tempfile.gettempdir()) / f"gantricks-native-{user}"):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if os.access(folder, os.W_OK):
