@@ -112,7 +112,8 @@ def test_third_derivative_equals_autograd_through_the_loop(closeness):
         first = torch.autograd.grad((f(m) * g).sum(), m, create_graph=True)[0]
         second = torch.autograd.grad((first * h).sum(), m, create_graph=True)[0]
         return torch.autograd.grad(second.pow(2).sum(), m)[0]
-    torch.testing.assert_close(third(lambda m: closeness(m, False), M), third(lambda m: loop_closeness(m, False), M_ref))
+    torch.testing.assert_close(third(lambda m: closeness(m, False), M),
+                               third(lambda m: loop_closeness(m, False), M_ref))
 
 
 # --- the native kernels against the torch formulation, at a training batch's size --------------

@@ -111,7 +111,8 @@ def backward(M: Tensor, grad: Tensor, K: Tensor | None = None) -> Tensor:
 
 
 def double_backward(M: Tensor, grad: Tensor, H: Tensor, K: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """For F = :func:`backward` (M, grad) and an upstream ``H`` ``(N, B, C)``: ∂(Σ H·F)/∂M and ∂(Σ H·F)/∂grad."""
+    """For F = :func:`backward` (M, grad) and an upstream ``H`` ``(N, B, C)``: ∂(Σ H·F)/∂M and
+    ∂(Σ H·F)/∂grad."""
     M, grad, H = M.contiguous(), grad.to(M.dtype).contiguous(), H.to(M.dtype).contiguous()
     N, B, C = M.shape
     d_M, d_grad = torch.empty_like(M), torch.empty_like(grad)

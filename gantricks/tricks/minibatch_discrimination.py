@@ -59,17 +59,19 @@ dimension at a time as |a - b| = a + b - 2 min(a, b) and takes exp2; the backwar
 sign(M_j - M_i) one dimension at a time in one scratch tensor), ~40 passes over (B, N, N) tensors per D call.
 A ``gan.step`` on the fast protocol's nets (batch 100, ring8, one CPU thread)::
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/minibatch_cost.py --repeats 11 --steps 20 --tricks \
-        minibatch-discrimination,minibatch-discrimination:form=simple,minibatch-discrimination@torch,minibatch-discrimination@zero
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/minibatch_cost.py --repeats 11 --steps 20 \
+        --tricks minibatch-discrimination,minibatch-discrimination:form=simple,\
+minibatch-discrimination@torch,minibatch-discrimination@zero
 
-measured 3.96 ms CPU without the trick and 11.1 ms with it (x2.8; x2.7 with ``form=simple``), against 28.8
-ms (x7.2) for the torch formulation, median of 11 interleaved repeats on a busy 2-core machine. What bounds
-it: with the pairwise sums replaced by zeros (``@zero``) the step still costs x1.7 (the projection to
-100 × 5 kernels, a 128 × 500 matrix product per D call and two in its backward, and the weight norm), and
-the native pairwise sums take ~1 ns per kernel and pair of samples (each pair once: 0.5M for batch 100)
-for the forward and as much for the backward on this CPU (AMD EPYC, AVX2), 4.2 ms of a step's 11.1. With ``--scheme unrolled:k=2`` (double backward) 54 ms against 15
-ms (x3.6; x9.3 as torch ops); on the ``collapse`` protocol's nets (batch 512: 26M pairs per D call) 100 ms
-against 5.6 ms (x18; x169 as torch ops).
+measured 3.96 ms CPU without the trick and 11.1 ms with it (x2.8; x2.7 with ``form=simple``), against
+28.8 ms (x7.2) for the torch formulation, median of 11 interleaved repeats on a busy 2-core machine. What
+bounds it: with the pairwise sums replaced by zeros (``@zero``) the step still costs x1.7 (the projection
+to 100 × 5 kernels, a 128 × 500 matrix product per D call and two in its backward, and the weight norm),
+and the native pairwise sums take ~1 ns per kernel and pair of samples (each pair once: 0.5M for batch
+100) in the forward and as much in the backward on this CPU (AMD EPYC, AVX2): 4.2 ms of the step's 11.1.
+With ``--scheme unrolled:k=2`` (double backward) 54 ms against 15 ms (x3.6; x9.3 as torch ops); on the
+``collapse`` protocol's nets (batch 512: 26M pairs per D call) 100 ms against 5.6 ms (x18; x169 as torch
+ops). BENCHMARKS.md §9d has the commands and the table.
 """
 from __future__ import annotations
 
