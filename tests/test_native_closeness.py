@@ -256,3 +256,26 @@ def test_a_compiler_without_openmp_gets_a_build_without_it_and_the_next_process_
     monkeypatch.setattr(native, "_compile", lambda *args: compiles.append(args) or original(*args))
     monkeypatch.setattr(native, "_built", {})
     assert native.library("closeness") is not None and compiles == []      # the build there is loaded at once
+
+
+@pytest.mark.parametrize("scheme", ["standard", "unrolled:k=2"])
+def test_a_gan_trains_the_same_with_the_native_kernels_and_the_torch_formulation(monkeypatch, scheme):
+    """A few steps of a GAN with the trick (the authors' form: its data-dependent initialisation included; the
+    unrolled scheme differentiates D's gradient), once per implementation from the same seed: the same D."""
+    native_only()
+    from conftest import tiny_nets
+
+    import gantricks as gt
+
+    def train(native_on: bool) -> list[torch.Tensor]:
+        monkeypatch.setenv("GANTRICKS_NATIVE", "1" if native_on else "0")
+        torch.manual_seed(3)
+        gan = gt.GAN(*tiny_nets(width=16), z_dim=2, tricks=["minibatch-discrimination:kernels=7"], scheme=scheme)
+        for _ in range(4):
+            gan.step(torch.randn(24, 2))
+        layer = gan.D[4][0]
+        assert bool(layer.initialized)
+        return [p.detach().clone() for p in gan.D.parameters()]
+
+    for a, b in zip(train(True), train(False)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
