@@ -48,26 +48,30 @@ constant. The authors' code leaves j = i out (it adds a large number to the diag
 distances); we follow the code by default (``include_self=False``: o counts the *other*
 samples) and ``include_self=True`` gives the paper's formula.
 
-Cost: the pairwise part is N²·B·C (1M pairs × 5 dimensions for batch 100 and the defaults). It is
-a custom autograd function that never builds the (B, C, N, N) differences: the forward accumulates
-the (B, N, N) exponents over the C dimensions one at a time, as |a - b| = a + b - 2 min(a, b)
-(two passes per dimension), and takes exp2 (about half the cost of exp on a CPU); the backward
-writes w_ij = (g_i + g_j) K_ij over the saved kernel matrix K and reduces Σ_j w_ij sign(M_j - M_i)
-one dimension at a time in one scratch (B, N, N) tensor. Double backward (gradient penalties,
-the exact unrolled scheme) is a second custom function with its own backward written out.
+Cost: the pairwise part is N²·B·C (1M pairs × 5 dimensions for batch 100 and the defaults). On the CPU it
+runs in native code (``gantricks/native/closeness.cpp``, built with the system's C++ compiler at first use,
+:mod:`gantricks.native`): each pair once per kernel (K is symmetric), its distance, exp and gradient terms
+in vector registers; the forward keeps K (B, N, N) for the backward up to ``KEEP_KERNEL_BYTES``, and the
+double backward (gradient penalties, the exact unrolled scheme) has its own native kernel. Elsewhere (a GPU,
+no compiler, ``GANTRICKS_NATIVE=0``, kernel_dim above 64) the same function runs as torch ops: custom autograd
+functions that never build the (B, C, N, N) differences (the forward accumulates the (B, N, N) exponents one
+dimension at a time as |a - b| = a + b - 2 min(a, b) and takes exp2; the backward reduces Σ_j w_ij
+sign(M_j - M_i) one dimension at a time in one scratch tensor), ~40 passes over (B, N, N) tensors per D call.
 A ``gan.step`` on the fast protocol's nets (batch 100, ring8, one CPU thread)::
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/minibatch_cost.py \
-        --tricks minibatch-discrimination,minibatch-discrimination:form=simple --repeats 11 --steps 20
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/minibatch_cost.py --repeats 11 --steps 20 \
+        --tricks minibatch-discrimination,minibatch-discrimination:form=simple,\
+minibatch-discrimination@torch,minibatch-discrimination@zero
 
-measured 5.1 ms without the trick, 29.5 ms with it (x5.9; x5.5 with ``form=simple``), median of
-11 interleaved repeats on a busy 2-core machine (CPU time: the same ratios). The implementation
-before (commit 421a142), which built the (B, C, N, N) differences, timed beside these in the same
-interleaved way, took x23-26. With ``--scheme unrolled:k=2`` (double backward) 159 ms against
-17.5 ms (x9; x25 with the differentiable-ops double backward of commit 12bc07f). What remains is
-~40 passes over (B, N, N) tensors per D call (forward and backward), ~0.13 ms each on one core,
-plus the projections' matrix products; 2x a baseline step would need the pairwise arithmetic in
-one fused kernel (torch.compile of the plain formula was not faster here: 5.5 ms for a forward).
+measured 3.96 ms CPU without the trick and 11.1 ms with it (x2.8; x2.7 with ``form=simple``), against
+28.8 ms (x7.2) for the torch formulation, median of 11 interleaved repeats on a busy 2-core machine. What
+bounds it: with the pairwise sums replaced by zeros (``@zero``) the step still costs x1.7 (the projection
+to 100 × 5 kernels, a 128 × 500 matrix product per D call and two in its backward, and the weight norm),
+and the native pairwise sums take ~1 ns per kernel and pair of samples (each pair once: 0.5M for batch
+100) in the forward and as much in the backward on this CPU (AMD EPYC, AVX2): 4.2 ms of the step's 11.1.
+With ``--scheme unrolled:k=2`` (double backward) 54 ms against 15 ms (x3.6; x9.3 as torch ops); on the
+``collapse`` protocol's nets (batch 512: 26M pairs per D call) 100 ms against 5.6 ms (x18; x169 as torch
+ops). BENCHMARKS.md §9d has the commands and the table.
 """
 from __future__ import annotations
 
@@ -78,6 +82,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..native import closeness as native_closeness
 from .base import D_ARCH, Trick
 from .common import register_trick, require
 from .insert_features import insert_before
@@ -86,6 +91,9 @@ FORMS = ("authors", "simple")
 INIT_DISTANCE = 2.0      # the authors' target for the mean nearest-neighbour L1 distance of each kernel
 _LOG2E = 1.0 / math.log(2.0)
 _MIN_EXPONENT = -64.0     # the kernel's floor: 2^-64 = 5.4e-20 (see _kernel)
+# The native forward keeps K for the backward up to this size (batch 290 at 100 kernels): beyond it a fresh K per
+# call costs more in page faults than recomputing it (measured at batch 512: 62 ms a forward against 11)
+KEEP_KERNEL_BYTES = 32 * 2**20
 
 
 # --- the pairwise kernel sums -----------------------------------------------------------------
@@ -203,10 +211,7 @@ class _ClosenessGrad(torch.autograd.Function):
     def backward(ctx, H: Tensor):
         M, grad, K = ctx.saved_tensors
         if torch.is_grad_enabled():          # a third derivative: autograd through the plain formula
-            wrt = [t for t, needed in zip((M, grad), ctx.needs_input_grad) if needed]
-            with torch.enable_grad():
-                got = iter(torch.autograd.grad(_closeness_grad_reference(M, grad), wrt, H, create_graph=True))
-            return tuple(next(got) if needed else None for needed in ctx.needs_input_grad[:2]) + (None,)
+            return _third_derivative(ctx, M, grad, H) + (None,)
         X = M.permute(1, 2, 0).contiguous()                           # (B, C, N)
         Hx = H.permute(1, 2, 0).contiguous()
         A = torch.zeros_like(K)
@@ -219,6 +224,57 @@ class _ClosenessGrad(torch.autograd.Function):
         d_grad = KA.sum(dim=2).T.neg()
         d_M = _weighted_sign_sums(X, _pair_weights(KA, grad, out=KA)).neg_().permute(2, 1, 0)
         return d_M, d_grad, None
+
+
+class _NativeCloseness(torch.autograd.Function):
+    """:class:`_Closeness` by the native kernels (``gantricks/native/closeness.cpp``): the same function and
+    derivatives, each pair of samples visited once per kernel. K, the (B, N, N) kernel matrix (as the torch
+    formulation keeps it), is kept for the backward where it takes at most ``KEEP_KERNEL_BYTES`` (the backward
+    then skips half its work); beyond that the backward recomputes it."""
+
+    @staticmethod
+    def forward(ctx, M: Tensor, include_self: bool) -> Tensor:
+        keep = ctx.needs_input_grad[0] and math.prod(native_closeness.kernel_shape(M)) * M.element_size() \
+            <= KEEP_KERNEL_BYTES
+        o, K = native_closeness.forward(M, include_self, keep_kernel=keep)
+        ctx.save_for_backward(M)
+        ctx.K = K
+        return o
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        M, = ctx.saved_tensors
+        K, ctx.K = ctx.K, None        # freed after its backward; a second backward (retain_graph) recomputes it
+        if torch.is_grad_enabled():          # create_graph: the gradient must be differentiable
+            return _NativeClosenessGrad.apply(M, grad, K), None
+        d_M = native_closeness.backward(M, grad, K)
+        native_closeness.release(K)          # for the next forward to reuse (the double backward's K is not)
+        return d_M, None
+
+
+class _NativeClosenessGrad(torch.autograd.Function):
+    """:class:`_ClosenessGrad` by the native kernels (K: the forward's, or None)."""
+
+    @staticmethod
+    def forward(ctx, M: Tensor, grad: Tensor, K: Tensor | None) -> Tensor:
+        ctx.save_for_backward(M, grad, K)
+        return native_closeness.backward(M, grad, K)
+
+    @staticmethod
+    def backward(ctx, H: Tensor):
+        M, grad, K = ctx.saved_tensors
+        if torch.is_grad_enabled():          # a third derivative: autograd through the plain formula
+            return _third_derivative(ctx, M, grad, H) + (None,)
+        return native_closeness.double_backward(M, grad, H, K) + (None,)
+
+
+def _third_derivative(ctx, M: Tensor, grad: Tensor, H: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """The vector-Jacobian product of the gradient under create_graph (a third derivative is on its way): autograd
+    through the plain formula :func:`_closeness_grad_reference`."""
+    wrt = [t for t, needed in zip((M, grad), ctx.needs_input_grad) if needed]
+    with torch.enable_grad():
+        got = iter(torch.autograd.grad(_closeness_grad_reference(M, grad), wrt, H, create_graph=True))
+    return tuple(next(got) if needed else None for needed in ctx.needs_input_grad[:2])
 
 
 def _closeness_grad_reference(M: Tensor, grad: Tensor) -> Tensor:
@@ -234,8 +290,12 @@ def _closeness_grad_reference(M: Tensor, grad: Tensor) -> Tensor:
 
 def kernel_closeness(M: Tensor, include_self: bool = False) -> Tensor:
     """o ``(N, B)`` for projections ``M`` ``(N, B, C)``: Σ_j exp(-‖M_ib - M_jb‖_L1), over j ≠ i unless
-    ``include_self``. Computed in at least float32; differentiable twice."""
-    return _Closeness.apply(_at_least_fp32(M), include_self)
+    ``include_self``. Computed in at least float32; differentiable twice. On CPU by the native kernels where
+    they are built (:mod:`gantricks.native`), else by torch ops."""
+    M = _at_least_fp32(M)
+    if native_closeness.available_for(M):
+        return _NativeCloseness.apply(M, include_self)
+    return _Closeness.apply(M, include_self)
 
 
 def minibatch_features(features: Tensor, T: Tensor, include_self: bool = False) -> Tensor:
