@@ -122,6 +122,7 @@ class Monitor:
         self._gap = deque(maxlen=self.window * 5)
         self._norms: dict[str, deque] = {}
         self._medians: dict[str, float] = {}
+        self._diverged_at = -1            # the last step with an exploding or non-finite value
         self._last_modes: np.ndarray | None = None
         self._empty: set[int] = set()     # modes with no sharp sample at the last evaluation
         self._sharp = 0                   # its number of sharp samples
@@ -161,8 +162,13 @@ class Monitor:
                 if med > 0 and value > self.divergence_factor * med and value > 1.0:
                     exploded.append(f"{key} {value:.3g} vs median {med:.3g}")
             hist.append(value)
+        if bad or exploded:
+            self._diverged_at = step
+        # one flag per episode: spikes a few steps apart are one divergence, not one flag each; it clears
+        # after a window without any
+        recent = "divergence" in self.active and step - self._diverged_at < self.window
         flags += self._raise("divergence", step, "non-finite " + ", ".join(bad) if bad else "; ".join(exploded),
-                             bool(bad or exploded))
+                             bool(bad or exploded) or recent)
         if "d_real" in logs and "d_fake" in logs and math.isfinite(logs["d_real"] - logs["d_fake"]):
             self._gap.append(logs["d_real"] - logs["d_fake"])
             if len(self._gap) == self._gap.maxlen and step % max(self.window // 4, 1) == 0:

@@ -48,6 +48,21 @@ def test_divergence_on_exploding_gradients_and_nan():
     assert flags and flags[0].name == "divergence" and flags[0].step == 1
 
 
+def test_spikes_a_few_steps_apart_are_one_divergence_flag_and_a_later_one_is_another():
+    """G's gradient spiking every 7 steps for 100 steps (as DRAGAN's toy run did, 36 flags in 500 steps before):
+    one flag; it clears after a window without a spike; a spike after that is a new episode."""
+    def spiky(s, rng):
+        logs = _healthy(s, rng)
+        if 301 <= s <= 400 and s % 7 == 0 or s == 700:
+            logs["grad_norm_g"] = 1e4
+        return logs
+
+    m = Monitor(window=50)
+    flags = [f for f in _feed(m, 800, spiky) if f.name == "divergence"]
+    assert [f.step for f in flags] == [301 + (-301) % 7, 700]
+    assert "divergence" not in m.active           # cleared 50 quiet steps after 700
+
+
 def test_oscillation_of_the_gap_but_not_a_slow_drift():
     def swinging(s, rng):
         gap = 2 * math.sin(2 * math.pi * s / 400) + rng.gauss(0, 0.3)
