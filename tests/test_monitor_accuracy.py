@@ -24,7 +24,9 @@ def test_replay_raises_the_flags_the_runs_raised_live():
     assert len(runs) >= 20
     for run in runs:
         live = [(f["step"], f["flag"]) for f in run["flags"] if f["flag"] == "mode-collapse"]
-        assert monitor_accuracy.raised_flags(run["evals"]) == live, (run["cell"], run["dataset"], run["seed"])
+        # the runs were trained with the monitor's threshold of then (0.3; 0.6 since 2026-12-01)
+        assert monitor_accuracy.raised_flags(run["evals"], collapse_diversity=0.3) == live, \
+            (run["cell"], run["dataset"], run["seed"])
         assert len(monitor_accuracy.replay(run)) == len(run["evals"])
 
 
@@ -56,7 +58,7 @@ def test_script_runs_on_the_checked_in_results(capsys):
 
     monitor_accuracy.main([str(RESULTS)])
     out = capsys.readouterr().out
-    assert "chosen on ring8" in out and "| grid25 (held out) | default 0.3 |" in out and "| ring8 | fitted" in out
+    assert "chosen on ring8" in out and "| grid25 (held out) | default 0.6 |" in out and "| ring8 | fitted" in out
 
 
 def test_replay_of_a_fresh_run_raises_its_live_flags(tmp_path):
