@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--truth", choices=["sharp", "mass", "both"], default="both",
                    help="the truth scored against (default both; mass only on runs that recorded it)")
     args = p.parse_args(argv)
+    missing = [str(path) for path in args.results if not path.is_file()]
+    if missing:
+        p.error(f"no such results file: {', '.join(missing)}")
     runs = load(args.results)
     for truth in (["sharp", "mass"] if args.truth == "both" else [args.truth]):
         table(runs, truth, args.fit)

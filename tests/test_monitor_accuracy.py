@@ -86,3 +86,11 @@ def test_mass_truth_tells_a_thin_spread_from_a_blob():
     assert [monitor_accuracy.TRUTHS["mass"](e) for e in (thin, blob, half)] == [False, True, True]
     run = {"evals": [dict(thin, step=1)]}
     assert monitor_accuracy.has_truth(run, "mass") and not monitor_accuracy.has_truth({"evals": [{"step": 1}]}, "mass")
+
+
+def test_a_missing_results_file_is_one_line_and_exit_2(capsys):
+    import monitor_accuracy
+
+    with pytest.raises(SystemExit) as exit_:
+        monitor_accuracy.main(["/no/such/results.jsonl"])
+    assert exit_.value.code == 2 and "no such results file: /no/such/results.jsonl" in capsys.readouterr().err
