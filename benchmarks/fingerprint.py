@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compare", type=Path, nargs=2, metavar="JSON", help="compare two written fingerprints")
     args = p.parse_args(argv)
     if args.compare:
-        a, b = (json.loads(path.read_text()) for path in args.compare)
+        try:
+            a, b = (json.loads(path.read_text()) for path in args.compare)
+        except (OSError, json.JSONDecodeError) as err:
+            p.error(f"--compare: {err}")
         print(first_difference(a, b))
         return
     if args.out is None:

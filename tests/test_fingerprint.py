@@ -55,3 +55,8 @@ def test_cli_refuses_a_stop_past_the_run(tmp_path, capsys):
     assert "--set takes KEY=VALUE" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="unknown cell 'no-such-cell'; cells are: baseline, "):
         fingerprint.main([str(tmp_path / "run"), "--cell", "no-such-cell"])
+    (tmp_path / "bad.json").write_text("{not json")
+    for paths in ([str(tmp_path / "none.json"), str(tmp_path / "none.json")], [str(tmp_path / "bad.json")] * 2):
+        with pytest.raises(SystemExit) as exit_:
+            fingerprint.main(["--compare", *paths])
+        assert exit_.value.code == 2 and "--compare: " in capsys.readouterr().err
