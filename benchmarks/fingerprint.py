@@ -110,8 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     settings = dict(item.split("=", 1) for item in args.set if "=" in item)
     if len(settings) != len(args.set):
         p.error("--set takes KEY=VALUE")
-    fp = fingerprint(args.out, args.cell, args.dataset, args.seed, args.steps, args.stop, args.protocol, args.every,
-                     settings)
+    from gantricks.errors import GantricksError
+
+    try:
+        fp = fingerprint(args.out, args.cell, args.dataset, args.seed, args.steps, args.stop, args.protocol,
+                         args.every, settings)
+    except GantricksError as err:         # a bad setting, a folder that is not a run of ours: one line
+        p.error(str(err))
     text = json.dumps(fp)
     if args.json:
         args.json.write_text(text + "\n")

@@ -60,3 +60,10 @@ def test_cli_refuses_a_stop_past_the_run(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             fingerprint.main(["--compare", *paths])
         assert exit_.value.code == 2 and "--compare: " in capsys.readouterr().err
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("not ours")
+    with pytest.raises(SystemExit) as exit_:
+        fingerprint.main([str(theirs), "--steps", "10", "--stop", "2"])
+    assert exit_.value.code == 2 and "not a gantricks run folder" in capsys.readouterr().err
+    assert (theirs / "keep.txt").read_text() == "not ours"
