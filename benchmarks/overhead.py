@@ -7,10 +7,12 @@ Both paths train the same nets (two copies of one initialisation), on the same d
 source, batch size, optimizers (Adam, PacGAN's lr 1e-4 and β 0.8/0.999) and losses
 (the non-saturating GAN: BCE with logits, D's fakes drawn under ``no_grad``, D frozen during
 G's update). The hand-written loop is what one writes without a library: no logs, no checks. The library
-path in addition computes its logs (D's mean logits and accuracies, gradient norms) and checks that the
-losses and gradients are finite, as ``gantricks train`` does: ``gan.step_deferred`` each step and one
-``gan.read`` of the logs every ``--read-every`` steps (default as ``train``: every step on a CPU, where a
-read is free, every 32 on a GPU, where each read waits for the device) and at the end of each timing.
+path in addition logs the losses and checks at every step that the losses and gradients are finite, and
+computes D's mean logits and accuracies and the gradient norms every ``--diagnose-every`` steps and on the
+logged steps, as ``gantricks train`` does (its ``diagnose_every`` and ``log_every``): ``gan.step_deferred``
+each step and one ``gan.read`` of the logs every ``--read-every`` steps (default as ``train``: every step on a
+CPU, where a read is free, every 32 on a GPU, where each read waits for the device) and at the end of each
+timing. "every step" is the same with every diagnostic at every step (``diagnose_every`` 1).
 A third path, "losses only", is the library with ``diagnostics=False``: it logs the losses and keeps
 the finite checks (a fused check of the gradients instead of their norms), without D's accuracies,
 mean logits and gradient norms.
@@ -49,6 +51,7 @@ from gantricks.data.sources import FixedSet
 from gantricks.registry import datasets, nets
 
 LR, BETAS = 1e-4, (0.8, 0.999)
+LOG_EVERY = gt.TrainConfig().log_every     # steps between logged steps, which always have every diagnostic
 
 
 # --- nets ------------------------------------------------------------------------------------
@@ -164,17 +167,20 @@ def hand_written(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real
 
 
 class LibraryLoop:
-    """``gantricks train``'s inner loop without its files: a step, and the logs read every ``read_every``."""
+    """``gantricks train``'s inner loop without its files: a step, and the logs read every ``read_every``.
+    D's accuracies, mean logits and the gradient norms are computed every ``diagnose_every`` steps (and on the
+    logged ones, every ``LOG_EVERY``), as ``train`` does; ``diagnostics=False``: never."""
 
     def __init__(self, gan: "gt.GAN", next_real: Callable[[], torch.Tensor], read_every: int,
-                 diagnostics: bool = True):
+                 diagnostics: bool = True, diagnose_every: int = 1):
         self.gan, self.next_real, self.read_every, self.pending = gan, next_real, read_every, []
-        self.diagnostics = diagnostics
+        self.diagnostics, self.diagnose_every = diagnostics, diagnose_every
         self.logs: dict = {}
 
     def __call__(self) -> None:
-        if self.diagnostics:          # (as train calls it: also with a library from before diagnostics=)
-            self.pending.append(self.gan.step_deferred(self.next_real))
+        at = self.gan.step_count + 1
+        if self.diagnostics and (at % self.diagnose_every == 0 or at % LOG_EVERY == 0):
+            self.pending.append(self.gan.step_deferred(self.next_real))   # (also a library from before diagnostics=)
         else:
             self.pending.append(self.gan.step_deferred(self.next_real, diagnostics=False))
         if len(self.pending) >= self.read_every:
@@ -187,11 +193,16 @@ class LibraryLoop:
 
 
 def library(G: nn.Module, D: nn.Module, z_shape: tuple[int, ...], next_real: Callable[[], torch.Tensor],
-            device: torch.device, precision: str, compile: bool, read_every: int = 1, diagnostics: bool = True
-            ) -> LibraryLoop:
+            device: torch.device, precision: str, compile: bool, read_every: int = 1, diagnostics: bool = True,
+            diagnose_every: int = 1) -> LibraryLoop:
     gan = gt.GAN(G, D, z_shape=z_shape, z_dim=z_shape[0], loss="nonsaturating", lr_g=LR, lr_d=LR, betas=BETAS,
                  device=device, **_extra(precision, compile))
-    return LibraryLoop(gan, next_real, read_every, diagnostics)
+    return LibraryLoop(gan, next_real, read_every, diagnostics, diagnose_every)
+
+
+def train_diagnose_every() -> int:
+    """``gantricks train``'s default steps between diagnostics (1 for a library from before the setting)."""
+    return getattr(gt.TrainConfig(), "diagnose_every", 1)
 
 
 def _extra(precision: str, compile: bool) -> dict:
@@ -224,7 +235,8 @@ def timed(step: Callable[[], object], steps: int, device: torch.device) -> tuple
 
 
 def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.device, precision: str,
-            compile: bool, width: int | None = None, read_every: int | None = None, losses_only: bool = True) -> dict:
+            compile: bool, width: int | None = None, read_every: int | None = None, losses_only: bool = True,
+            diagnose_every: int = 1) -> dict:
     """Interleaved timings of both paths on ``model``; medians and the throughput ratio."""
     G, D, z_shape, sampler, batch, where = make_model(model, width)
     G2, D2, G3, D3 = copy.deepcopy(G), copy.deepcopy(D), copy.deepcopy(G), copy.deepcopy(D)
@@ -238,7 +250,10 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     fused = gt.GAN(copy.deepcopy(G), copy.deepcopy(D), z_shape=z_shape, z_dim=z_shape[0],
                    device=device).optimizers["D"].defaults.get("fused") is True
     read_every = read_every or default_read_every(device)
-    paths = {"gantricks": library(G, D, z_shape, lambda: sampler(batch), device, precision, compile, read_every),
+    G5, D5, sampler5 = copy.deepcopy(G), copy.deepcopy(D), copy.deepcopy(sampler)
+    paths = {"gantricks": library(G, D, z_shape, lambda: sampler(batch), device, precision, compile, read_every,
+                                  diagnose_every=diagnose_every),
+             "every-step": library(G5, D5, z_shape, lambda: sampler5(batch), device, precision, compile, read_every),
              "hand-written": hand_written(G2, D2, z_shape, lambda: sampler2(batch), device, autocast),
              "losses-only": library(G3, D3, z_shape, lambda: sampler3(batch), device, precision, compile, read_every,
                                     diagnostics=False)}
@@ -246,6 +261,8 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
         paths["hand-fused"] = hand_written(G4, D4, z_shape, lambda: sampler4(batch), device, autocast, fused=True)
     if not losses_only:
         del paths["losses-only"]
+    if diagnose_every == 1:      # the two library paths are the same one
+        del paths["every-step"]
     for step in paths.values():
         for _ in range(warmup):
             step()
@@ -266,8 +283,11 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
     lean = [h / g for g, h in zip(times.get("losses-only", []), times["hand-written"])] or [math.nan]
     same = [h / g for g, h in zip(times["gantricks"], times["hand-fused"])] if fused else [math.nan]
     same_lean = [h / g for g, h in zip(times.get("losses-only", []), times["hand-fused"])] if fused else [math.nan]
+    every = times.get("every-step", times["gantricks"])
+    same_every = [h / g for g, h in zip(every, times["hand-fused"])] if fused else [math.nan]
     return {"model": model, "nets": where, "batch": batch, "device": str(device), "precision": precision,
-            "compile": compile, "read_every": read_every, "steps": steps, "repeats": repeats,
+            "compile": compile, "read_every": read_every, "diagnose_every": diagnose_every, "log_every": LOG_EVERY,
+            "steps": steps, "repeats": repeats,
             "clock": "cpu" if times is cpu else "wall",
             "ms_gantricks": 1000 * statistics.median(times["gantricks"]),
             "ms_hand": 1000 * statistics.median(times["hand-written"]),
@@ -277,6 +297,9 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
             "fused_adam": fused, "ms_hand_fused": 1000 * statistics.median(times.get("hand-fused", [math.nan])),
             "ratio_same_kernel": statistics.median(same or [math.nan]), "ratios_same_kernel": same or [math.nan],
             "ratio_losses_only_same_kernel": statistics.median(same_lean or [math.nan]),
+            "ms_every_step": 1000 * statistics.median(every),
+            "ratio_every_step_same_kernel": statistics.median(same_every or [math.nan]),
+            "ratio_every_step": statistics.median(h / g for g, h in zip(every, times["hand-written"])),
             "wall_ratio": statistics.median(h / g for g, h in zip(wall["gantricks"], wall["hand-written"])),
             "ms_gantricks_wall": 1000 * statistics.median(wall["gantricks"]),
             "ms_hand_wall": 1000 * statistics.median(wall["hand-written"])}
@@ -297,6 +320,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--dcgan-width", type=int, default=None, help="DCGAN base width (default: the net's)")
     parser.add_argument("--read-every", type=int, default=None,
                         help="library: steps between reads of the logs (default as gantricks train: 1 on a CPU, 32 else)")
+    parser.add_argument("--diagnose-every", type=int, default=None,
+                        help="library: steps between D's accuracies, mean logits and gradient norms, beside the "
+                             "logged steps (default as gantricks train); the every-step path is timed beside it")
     parser.add_argument("--losses-only", action=argparse.BooleanOptionalAction, default=True,
                         help="also time gan.step(diagnostics=False) (--no-losses-only: a library from before it)")
     parser.add_argument("--json", help="also write the results here")
@@ -304,7 +330,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     results = [compare(m, args.steps or DEFAULT_STEPS[m], args.repeats, args.warmup, device, args.precision, args.compile,
-                       args.dcgan_width if m == "dcgan" else None, args.read_every, args.losses_only)
+                       args.dcgan_width if m == "dcgan" else None, args.read_every, args.losses_only,
+                       args.diagnose_every or train_diagnose_every())
                for m in args.models]
     print(f"torch {torch.__version__}, device {device}, {args.threads} torch thread(s), precision {args.precision}"
           f"{', compiled' if args.compile else ''}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -322,11 +349,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"   ({r['nets']})")
     if any(r["fused_adam"] for r in results):
         print(f"{'model':>9} | {'hand fused ms':>13} | {'ratio same kernel':>17} | {'min-max':>11} | "
-              f"{'losses only, same kernel':>24}")
+              f"{'losses only, same kernel':>24} | {'diagnostics every step, same kernel':>35}")
         for r in (r for r in results if r["fused_adam"]):
             print(f"{r['model']:>9} | {r['ms_hand_fused']:>13.2f} | {r['ratio_same_kernel']:>17.3f} | "
                   f"{min(r['ratios_same_kernel']):.3f}-{max(r['ratios_same_kernel']):.3f} | "
-                  f"{r['ratio_losses_only_same_kernel']:>24.3f}")
+                  f"{r['ratio_losses_only_same_kernel']:>24.3f} | {r['ratio_every_step_same_kernel']:>35.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -48,6 +48,7 @@ class TrainConfig:
     eval_every: int = 1000              # steps between evaluations (0: only at the end)
     eval_samples: int = 2500            # samples per evaluation (PacGAN: 2500)
     log_every: int = 50                 # steps between lines of metrics.jsonl
+    diagnose_every: int = 10            # steps between D's accuracies, mean logits and grad norms (+ logged steps)
     read_every: int = 0                 # steps between reads of the logs off the device (0: 1 on a CPU, 32 on a GPU)
     checkpoint_every: int = 1000        # steps between checkpoints (0: only at the end)
     keep_checkpoints: int = 3           # newest checkpoints kept on disk
@@ -66,7 +67,8 @@ class TrainConfig:
         for f in fields(self):       # a bool is an int to Python, never a count to a user
             if f.type in ("int", "float", int, float) and isinstance(getattr(self, f.name), bool):
                 raise ConfigError(f"{f.name} must be a number, got {getattr(self, f.name)}")
-        for name in ("z_dim", "batch_size", "steps", "n_critic", "eval_samples", "log_every", "keep_checkpoints"):
+        for name in ("z_dim", "batch_size", "steps", "n_critic", "eval_samples", "log_every", "diagnose_every",
+                     "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.lr_decay_start < 1:

@@ -115,6 +115,7 @@ class GAN:
         self._pending: list[tuple[str, Tensor]] = []   # finite checks of this step's updates, read once per step
         self.diagnosing = True          # this step logs D's accuracies, logit means and gradient norms
         self._parameter_lists: dict[str, tuple[nn.Module, list[nn.Parameter]]] = {}    # see _parameters_of
+        self._constants: dict[tuple, Tensor] = {}       # see _filled
         self.loss = get_loss(loss)
         self.scheme: Scheme = scheme if isinstance(scheme, Scheme) else schemes.build(scheme)
         self.tricks: list[Trick] = build_tricks(tricks)
@@ -313,8 +314,7 @@ class GAN:
         return real, fake
 
     def targets(self, n_real: int, n_fake: int, device) -> tuple[Tensor, Tensor]:
-        real_t = torch.ones(n_real, device=device)
-        fake_t = torch.zeros(n_fake, device=device)
+        real_t, fake_t = self._filled(1.0, n_real, device), self._filled(0.0, n_fake, device)
         for trick in self._target_tricks:
             real_t, fake_t = trick.targets(real_t, fake_t, self)
         return real_t, fake_t
@@ -335,15 +335,18 @@ class GAN:
         if cond is not None:
             terms.update(cond.d_terms(real_cls, fake_cls))
             D = cond.bind(D, cond.real_labels)     # penalties see D on real labels (R1, DRAGAN; WGAN-GP's mixes)
-        ctx = StepContext(self, D, real, fake, real_in, fake_in, real_logits, fake_logits, "D")
-        for trick in self.tricks:
-            terms.update(trick.d_terms(ctx))
+        tricks_logs: dict[str, Tensor] = {}
+        if self.tricks:       # (the context costs a few microseconds a step: made only where a trick reads it)
+            ctx = StepContext(self, D, real, fake, real_in, fake_in, real_logits, fake_logits, "D")
+            for trick in self.tricks:
+                terms.update(trick.d_terms(ctx))
+            tricks_logs = ctx.logs
         if not self.diagnosing:
-            return _total(terms, dict(ctx.logs), "d_loss")
+            return _total(terms, tricks_logs, "d_loss")
         real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
         logs = {"d_real": real_logits.mean(), "d_fake": fake_logits.mean(),      # the mean of a bool: no .float()
                 "d_acc_real": torch.mean(real_logits > self._threshold, dtype=real_logits.dtype),
-                "d_acc_fake": torch.mean(fake_logits < self._threshold, dtype=fake_logits.dtype), **ctx.logs}
+                "d_acc_fake": torch.mean(fake_logits < self._threshold, dtype=fake_logits.dtype), **tricks_logs}
         return _total(terms, logs, "d_loss")
 
     @property
@@ -361,18 +364,21 @@ class GAN:
             fake_logits, fake_cls = cond.outputs(D, fake_in, cond.fake_labels)
             fake_logits = _at_least_fp32(fake_logits)
             D = cond.bind(D, cond.fake_labels)
-        real_t = torch.ones(fake_logits.shape[0], device=fake_logits.device)
-        ctx = StepContext(self, D, real, fake, None, fake_in, None, fake_logits, "G")
+        real_t = self._filled(1.0, fake_logits.shape[0], fake_logits.device)
         terms = {} if any(t.replaces_g_loss for t in self.tricks) else {"g_adv": self.loss.g(fake_logits, real_t)}
         if cond is not None:
             terms.update(cond.g_terms(fake_cls))
-        for trick in self.tricks:
-            terms.update(trick.g_terms(ctx))
+        tricks_logs: dict[str, Tensor] = {}
+        if self.tricks:
+            ctx = StepContext(self, D, real, fake, None, fake_in, None, fake_logits, "G")
+            for trick in self.tricks:
+                terms.update(trick.g_terms(ctx))
+            tricks_logs = ctx.logs
         if not terms:
             names = ", ".join(repr(t.name) for t in self.tricks if t.replaces_g_loss)
             raise ConfigError(f"G has no loss at step {self.step_count}: trick {names} replaces the adversarial G "
                               f"loss (replaces_g_loss) but its g_terms returned no term; return at least one")
-        return _total(terms, dict(ctx.logs), "g_loss")
+        return _total(terms, tricks_logs, "g_loss")
 
     def update(self, name: "str | Sequence[str]", loss: Tensor, logs: dict | None = None) -> None:
         """Backward ``loss`` into the parameters of ``modules[name]`` and step its optimizer.
@@ -394,22 +400,31 @@ class GAN:
             loss = loss.reshape(1).clone()
             self.world.average_(grads + [loss])
             loss = loss[0]
-        what = "+".join(names)
+        on_loss, on_grad = _check_names(names)
         if self.check_finite and not (logs is not None and self.diagnosing):
             # no norm to log: one fused finite check, a quarter of the norm's cost (no host sync here)
-            self._pending.append((f"{what} loss", loss))
-            self._pending.append((f"{what} gradient", _nonfinite_flag(grads, self.device)))
+            self._pending.append((on_loss, loss, False))
+            self._pending.append((on_grad, _nonfinite_flag(grads, self.device), True))
         elif self.check_finite or logs is not None:
             # one fused norm over all gradients (as clip_grad_norm_); no host sync here
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads \
                 else torch.zeros((), device=self.device)
             if self.check_finite:
-                self._pending.append((f"{what} loss", loss))
-                self._pending.append((f"{what} gradient", norm))
+                self._pending.append((on_loss, loss, False))
+                self._pending.append((on_grad, norm, False))
             if logs is not None:
                 logs[f"grad_norm_{names[0].lower()}"] = norm
         for opt in opts:
             opt.step()
+
+    def _filled(self, value: float, n: int, device) -> Tensor:
+        """``(n,)`` of ``value`` (the targets), made once per size and device: two fewer tensors a step. One
+        that something changed in place (a trick's or a loss's ``fill_``: its version counter moved) is made again."""
+        key = (value, n, device)
+        t = self._constants.get(key)
+        if t is None or t._version:
+            t = self._constants[key] = torch.full((n,), value, device=device)
+        return t
 
     @contextlib.contextmanager
     def frozen(self, *names: str) -> Iterator[None]:
@@ -470,7 +485,8 @@ class GAN:
             while scheduler.last_epoch < self.step_count:
                 scheduler.step()
         for module in self.modules.values():
-            module.train()
+            if not module.training:     # (walking a net's sub-modules each step costs ~1 % of a small net's step)
+                module.train()
         self._pending = []
         self.diagnosing = diagnostics
         try:
@@ -501,8 +517,8 @@ class GAN:
         at = 0
         for s in steps:
             values, checks, at = s.floats(numbers, at)
-            for what, x in checks:
-                if not math.isfinite(x):
+            for what, x, flag in checks:
+                if (x != 0.0) if flag else not math.isfinite(x):
                     raise NonFiniteError(s.step, what)
             yield s.step, values
 
@@ -667,13 +683,15 @@ class StepLogs:
 
     __slots__ = ("step", "logs", "checks")
 
-    def __init__(self, step: int, logs: dict[str, Any], checks: list[tuple[str, Tensor]]):
+    def __init__(self, step: int, logs: dict[str, Any], checks: list[tuple[str, Tensor, bool]]):
+        """``checks``: ``(what, value, flag)``; a value must be finite, a flag (:func:`_nonfinite_flag`) 0."""
         self.step, self.logs, self.checks = step, logs, checks
 
     def tensors(self) -> list[Tensor]:
-        return [v for v in self.logs.values() if isinstance(v, Tensor)] + [t for _, t in self.checks]
+        return [v for v in self.logs.values() if isinstance(v, Tensor)] + [t for _, t, _ in self.checks]
 
-    def floats(self, numbers: Sequence[float], at: int) -> tuple[dict[str, float], list[tuple[str, float]], int]:
+    def floats(self, numbers: Sequence[float], at: int
+               ) -> tuple[dict[str, float], list[tuple[str, float, bool]], int]:
         """This step's logs and checks from ``numbers[at:]`` (as :meth:`tensors` ordered them)."""
         values = {}
         for k, v in self.logs.items():
@@ -681,11 +699,18 @@ class StepLogs:
                 values[k], at = numbers[at], at + 1
             else:
                 values[k] = float(v)
-        checks = [(what, numbers[at + i]) for i, (what, _) in enumerate(self.checks)]
+        checks = [(what, numbers[at + i], flag) for i, (what, _, flag) in enumerate(self.checks)]
         return values, checks, at + len(self.checks)
 
 
 _NO_AUTOCAST = contextlib.nullcontext()       # stateless: one for every fp32 pass
+
+
+@functools.lru_cache(maxsize=None)
+def _check_names(names: tuple[str, ...]) -> tuple[str, str]:
+    """What a non-finite loss and gradient of an update of ``names`` are called ("D loss", "G+E gradient")."""
+    what = "+".join(names)
+    return f"{what} loss", f"{what} gradient"
 
 
 @functools.lru_cache(maxsize=None)
@@ -694,18 +719,21 @@ def _one(device: torch.device) -> Tensor:
 
 
 def _nonfinite_flag(grads: list[Tensor], device: torch.device) -> Tensor:
-    """A scalar that is finite exactly when every tensor of ``grads`` is: AMP's fused check (which
-    multiplies them by 1, leaving them as they are) sets a flag f per device, mapped to log(1 - f): 0 or -inf."""
-    by_device: dict[torch.device, list[Tensor]] = {}
-    for g in grads:
-        by_device.setdefault(g.device, []).append(g)
+    """A scalar that is 0 exactly when every tensor of ``grads`` is finite, else 1: AMP's fused check (which
+    multiplies them by 1, leaving them as they are) sets the flag, one per device, summed."""
     found = torch.zeros((), device=device)
-    for where, group in by_device.items():
-        flag = found if where == found.device else torch.zeros((), device=where)
+    if not grads:
+        return found
+    devices = {g.device for g in grads}
+    if devices == {found.device}:    # one device, the usual case: one fused call, nothing to add up
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, _one(found.device))
+        return found
+    for where in devices:
+        group = [g for g in grads if g.device == where]
+        flag = torch.zeros((), device=where)
         torch._amp_foreach_non_finite_check_and_unscale_(group, flag, _one(where))
-        if flag is not found:
-            found = found + flag.to(device)
-    return torch.log1p(-found)
+        found = found + flag.to(device)
+    return found
 
 
 def check_has_dropout(G: nn.Module) -> None:
@@ -762,6 +790,10 @@ def _at_least_fp32(logits: Tensor) -> Tensor:
 
 
 def _total(terms: dict[str, Tensor], logs: dict[str, Tensor], name: str) -> tuple[Tensor, dict[str, Tensor]]:
+    if len(terms) == 1:        # the total is the one term: one detached tensor logged under both names
+        [(key, total)] = terms.items()
+        detached = total.detach()
+        return total, {**logs, key: detached, name: detached}
     total = functools.reduce(operator.add, terms.values())   # not sum(): 0 + t would add a node to the graph
     logs = {**logs, **{k: v.detach() for k, v in terms.items()}, name: total.detach()}
     return total, logs

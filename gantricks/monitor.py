@@ -123,9 +123,14 @@ class Monitor:
     history: list[Flag] = field(default_factory=list)
 
     def __post_init__(self):
-        self._acc = deque(maxlen=self.window)
-        self._gap = deque(maxlen=self.window * 5)
+        # the step signals may come every step or every few steps (``gantricks train`` computes D's accuracies,
+        # mean logits and the gradient norms every ``diagnose_every`` steps): windows are measured in steps,
+        # each signal kept as (step, value)
+        self._acc: deque = deque()
+        self._gap: deque = deque()
+        self._gap_bucket = 0              # the last window // 4 block of steps whose oscillation was judged
         self._norms: dict[str, deque] = {}
+        self._first: dict[str, int] = {}  # the step of each signal's first value
         self._medians: dict[str, float] = {}
         self._diverged_at = -1            # the last step with an exploding or non-finite value
         self._last_modes: np.ndarray | None = None
@@ -145,11 +150,12 @@ class Monitor:
         return []
 
     def observe_step(self, step: int, logs: dict[str, float]) -> list[Flag]:
+        """A step's logs. The losses may come every step and the diagnostics (D's accuracies and mean logits,
+        the gradient norms) on fewer steps: each rule reads the values of its own window of steps."""
         flags: list[Flag] = []
         if "d_acc_real" in logs and "d_acc_fake" in logs:
-            self._acc.append(min(logs["d_acc_real"], logs["d_acc_fake"]))
-            full = len(self._acc) == self._acc.maxlen
-            mean_acc = sum(self._acc) / len(self._acc)
+            full = self._append(self._acc, "acc", step, min(logs["d_acc_real"], logs["d_acc_fake"]), self.window)
+            mean_acc = sum(v for _, v in self._acc) / len(self._acc)
             flags += self._raise("discriminator-wins", step, f"D's accuracy on real and fake has stayed above "
                                  f"{self.win_accuracy:.0%} for {self.window} steps (mean {mean_acc:.1%})",
                                  full and mean_acc > self.win_accuracy)
@@ -160,7 +166,7 @@ class Monitor:
                 continue
             hist = self._norms.setdefault(key, deque(maxlen=self.window * 5))
             value = abs(logs[key])
-            if len(hist) >= self.window:
+            if step - self._first.setdefault(key, step) >= self.window:      # a window of history behind it
                 if step % 16 == 0 or key not in self._medians:    # a median of 1000 values is not free
                     self._medians[key] = float(np.median(hist))
                 med = self._medians[key]
@@ -175,10 +181,19 @@ class Monitor:
         flags += self._raise("divergence", step, "non-finite " + ", ".join(bad) if bad else "; ".join(exploded),
                              bool(bad or exploded) or recent)
         if "d_real" in logs and "d_fake" in logs and math.isfinite(logs["d_real"] - logs["d_fake"]):
-            self._gap.append(logs["d_real"] - logs["d_fake"])
-            if len(self._gap) == self._gap.maxlen and step % max(self.window // 4, 1) == 0:
+            full = self._append(self._gap, "gap", step, logs["d_real"] - logs["d_fake"], self.window * 5)
+            block = step // max(self.window // 4, 1)
+            if full and block > self._gap_bucket:
+                self._gap_bucket = block
                 flags += self._raise("oscillation", step, *self._oscillation())
         return flags
+
+    def _append(self, values: deque, key: str, step: int, value: float, span: int) -> bool:
+        """Keep ``(step, value)`` and the values of the last ``span`` steps; True once they cover ``span``."""
+        values.append((step, value))
+        while values[0][0] <= step - span:
+            values.popleft()
+        return step - self._first.setdefault(key, step) >= span - 1
 
     def _dropped(self, counts) -> list[int]:
         """Modes empty now and at the last evaluation, when more of them are empty at both than a G still
@@ -194,17 +209,28 @@ class Monitor:
         return both if both and self.partial_bound < self.partial_alpha else []
 
     def _oscillation(self) -> tuple[str, bool]:
-        """Chunk means of the D(real)-D(fake) gap that swing far beyond their noise and keep reversing."""
+        """Block means of the D(real)-D(fake) gap that swing far beyond their noise and keep reversing.
+
+        The values may come every step or every few steps. The swing is judged against the noise a block mean
+        would have with a value every step (so the threshold is the same in the gap's units either way); a
+        reversal counts only between moves that stand out of the block means' own noise (fewer values a block:
+        noisier means, whose random ups and downs are not a swing)."""
         size = max(self.window // 4, 2)
-        gaps = np.asarray(self._gap)
-        means = gaps[: len(gaps) // size * size].reshape(-1, size).mean(axis=1)
-        noise = np.diff(gaps).std() / math.sqrt(2 * size)   # step-to-step noise, as it shows in a chunk mean
+        steps, gaps = (np.asarray(c) for c in zip(*self._gap))
+        block = (steps - steps[0]) // size           # blocks of ``size`` steps from the window's first value
+        counts = np.bincount(block)
+        whole = counts >= 0.5 * counts.max()         # (a block cut short at the window's end is left out)
+        means = np.bincount(block, weights=gaps)[whole] / counts[whole]
+        sigma = np.diff(gaps).std() / math.sqrt(2)   # one value's noise, from value-to-value changes
+        noise = sigma / math.sqrt(size)
         amplitude = float(means.max() - means.min())
-        diffs = np.diff(means)
-        reversals = int((diffs[1:] * diffs[:-1] < 0).sum())
+        moves = np.diff(means)
+        # a move between two block means beyond twice the noise of their difference
+        moves = moves[np.abs(moves) > 2 * math.sqrt(2 / counts[whole].mean()) * sigma]
+        reversals = int((moves[1:] * moves[:-1] < 0).sum())
         on = amplitude > 1.0 and amplitude > self.oscillation_ratio * 10 * noise and reversals >= 3
         return (f"the D(real)-D(fake) gap swings by {amplitude:.2f} and reversed {reversals} times over "
-                f"the last {len(gaps)} steps", on)
+                f"the last {int(steps[-1] - steps[0]) + 1} steps", on)
 
     def observe_eval(self, step: int, samples: Tensor, real: Tensor, metrics: dict[str, Any]) -> list[Flag]:
         """Judge an evaluation's samples: their diversity against the data's goes into ``metrics``

@@ -52,7 +52,7 @@ EVAL_CURVES = ("modes_covered", "high_quality_pct", "reverse_kl", "kl_to_uniform
                "recall", "density", "coverage", "class_accuracy", "intra_fid", "own_mode_pct")     # eval metrics drawn in plots/metrics.png, where present
 RESUME_MAY_CHANGE = {"steps", "progress", "eval_every", "log_every", "checkpoint_every", "keep_checkpoints",
                      "device", "on_nonfinite", "precision", "compile", "sync_bn", "read_every",
-                     "sample_plots", "threads"}
+                     "diagnose_every", "sample_plots", "threads"}
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,10 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
                 raise Stopped(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step "
                               f"{gan.step_count}" + (f"; checkpoint {path.name} written, continue with "
                                                      f"--resume" if path else ""))
-            pending.append(gan.step_deferred(next_real) if trained["steps"] else _first_step(gan, next_real, config))
+            at = gan.step_count + 1      # D's accuracies, mean logits and gradient norms on these steps only
+            diagnosed = at % config.diagnose_every == 0 or at % config.log_every == 0 or at == config.steps
+            pending.append(gan.step_deferred(next_real, diagnostics=diagnosed) if trained["steps"]
+                           else _first_step(gan, next_real, config, diagnosed))
             trained["steps"] += 1
             step = gan.step_count
             is_last = step == config.steps
@@ -512,12 +515,12 @@ def _check_batch(config: TrainConfig, gan: GAN, world_size: int) -> None:
                           f"batch norm, which needs 2 or more; use a larger --batch-size or nets without batch norm")
 
 
-def _first_step(gan: GAN, next_real, config: TrainConfig) -> StepLogs:
+def _first_step(gan: GAN, next_real, config: TrainConfig, diagnostics: bool) -> StepLogs:
     """The first step of this process, where a batch too large for memory shows: one line naming the
     setting instead of torch's allocation traceback. Any other error passes through as it is (shapes
     and batch norm are checked before; what is left would be a bug to read in full)."""
     try:
-        return gan.step_deferred(next_real)
+        return gan.step_deferred(next_real, diagnostics=diagnostics)
     except (RuntimeError, MemoryError) as err:
         text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         if not (isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):

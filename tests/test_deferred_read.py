@@ -154,3 +154,24 @@ def test_the_overhead_benchmark_reads_as_train_does_on_each_device():
 
     assert overhead.default_read_every(torch.device("cpu")) == 1
     assert overhead.default_read_every(torch.device("cuda")) == READ_EVERY == 32
+
+
+def test_diagnostics_on_every_diagnose_every_th_step_and_every_logged_step_and_the_same_run(tmp_path):
+    """D's accuracies, mean logits and gradient norms come on steps divisible by ``diagnose_every`` or
+    ``log_every`` and on the last; the other steps log the losses. Diagnostics only read: the run (records'
+    losses, parameters) is the same as with them every step."""
+    seen = {}
+    train(TrainConfig(**{**SMALL, "steps": 31}, diagnose_every=4), tmp_path / "sparse",
+          on_step=lambda gan, logs: seen.__setitem__(gan.step_count, set(logs)))
+    diagnosed = {s for s, keys in seen.items() if {"d_acc_real", "d_real", "grad_norm_d", "grad_norm_g"} <= keys}
+    assert diagnosed == {s for s in range(1, 32) if s % 4 == 0 or s % 3 == 0 or s == 31}
+    assert all({"d_loss", "g_loss"} <= keys for keys in seen.values()) and len(seen) == 31
+    train(TrainConfig(**{**SMALL, "steps": 31}, diagnose_every=1), tmp_path / "every")
+    sparse, every = records(tmp_path / "sparse"), records(tmp_path / "every")
+    assert [r for r in sparse if r["kind"] == "train"] == [r for r in every if r["kind"] == "train"]
+    assert all("grad_norm_d" in r for r in sparse if r["kind"] == "train")
+    _, a = load_latest(tmp_path / "sparse" / "checkpoints")
+    _, b = load_latest(tmp_path / "every" / "checkpoints")
+    for name, module in a["gan"]["modules"].items():
+        for key, value in module.items():
+            assert torch.equal(value, b["gan"]["modules"][name][key]), (name, key)

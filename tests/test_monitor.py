@@ -207,3 +207,53 @@ def test_a_curve_of_one_point_is_drawn(tmp_path):
     img = matplotlib.image.imread(path)[..., :3]
     blue = np.array([0x1f, 0x77, 0xb4]) / 255        # matplotlib's first line colour
     assert (np.abs(img - blue).max(axis=2) < 0.1).sum() >= 4
+
+
+def _every(k, make):
+    """``make``'s logs with D's accuracies, mean logits and gradient norms on every ``k``-th step only, as
+    ``gantricks train`` computes them (``diagnose_every``); the losses every step."""
+    def sparse(s, rng):
+        logs = make(s, rng)
+        return logs if s % k == 0 else {key: logs[key] for key in ("d_loss", "g_loss")}
+    return sparse
+
+
+def test_the_step_rules_read_diagnostics_that_come_every_tenth_step():
+    """Windows are in steps, not in values: the same flags, near the same steps, from a tenth of the values."""
+    def winning(s, rng):
+        logs = _healthy(s, rng)
+        if s > 500:
+            logs.update(d_acc_real=0.99, d_acc_fake=0.99)
+        return logs
+    for k in (1, 10):
+        flags = [f for f in _feed(Monitor(window=100), 1000, _every(k, winning)) if f.name == "discriminator-wins"]
+        assert len(flags) == 1 and 501 + 90 <= flags[0].step <= 501 + 100, (k, flags)
+    assert _feed(Monitor(), 3000, _every(10, _healthy)) == []
+
+    def swinging(s, rng):
+        gap = 2 * math.sin(2 * math.pi * s / 400) + rng.gauss(0, 0.3)
+        return {**_healthy(s, rng), "d_real": gap / 2, "d_fake": -gap / 2}
+
+    def drifting(s, rng):
+        return {**_healthy(s, rng), "d_real": s / 1000 + rng.gauss(0, 0.3), "d_fake": 0.0}
+    assert "oscillation" in [f.name for f in _feed(Monitor(), 3000, _every(10, swinging))]
+    assert "oscillation" not in [f.name for f in _feed(Monitor(), 3000, _every(10, drifting))]
+
+    def exploding(s, rng):
+        return {**_healthy(s, rng), "grad_norm_d": 1e4} if s == 700 else _healthy(s, rng)
+    flags = [f for f in _feed(Monitor(window=50), 1000, _every(10, exploding)) if f.name == "divergence"]
+    assert [f.step for f in flags] == [700]
+
+
+def test_windows_of_every_step_values_are_as_before():
+    """With a value every step the step windows hold what the count windows held: the flag of D winning is
+    raised at the step where the mean over the last ``window`` steps first passes the threshold."""
+    m = Monitor(window=100)
+    accs = [0.6] * 500 + [0.99] * 200
+    raised = None
+    for s, a in enumerate(accs, start=1):
+        if m.observe_step(s, {"d_acc_real": a, "d_acc_fake": a}) and raised is None:
+            raised = s
+    means = [sum(accs[max(0, s - 100):s]) / min(s, 100) for s in range(1, len(accs) + 1)]
+    expected = next(s for s in range(100, len(accs) + 1) if means[s - 1] > 0.97)
+    assert raised == expected

@@ -77,15 +77,30 @@ def test_a_gradient_that_is_not_finite_is_reported_at_its_step(diagnostics):
 
 
 def test_the_fused_finite_flag_against_isfinite():
-    """finite exactly when every gradient is; the gradients are left as they were (bitwise)."""
+    """0 exactly when every gradient is finite, 1 otherwise; the gradients are left as they were (bitwise)."""
     gen = torch.Generator().manual_seed(0)
     for bad in [None, float("nan"), float("inf"), float("-inf")]:
-        grads = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen, dtype=torch.float64)]
-        if bad is not None:
-            grads[1][2] = bad
-        before = [g.clone() for g in grads]
-        flag = _nonfinite_flag(grads, torch.device("cpu"))
-        assert bool(torch.isfinite(flag)) == all(bool(torch.isfinite(g).all()) for g in before)
-        for g, h in zip(grads, before):
-            assert torch.equal(g.nan_to_num(), h.nan_to_num())
-    assert torch.isfinite(_nonfinite_flag([], torch.device("cpu")))
+        for where in (0, 1):
+            grads = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen, dtype=torch.float64)]
+            if bad is not None:
+                grads[where].view(-1)[2] = bad
+            before = [g.clone() for g in grads]
+            flag = _nonfinite_flag(grads, torch.device("cpu"))
+            assert float(flag) == (0.0 if all(bool(torch.isfinite(g).all()) for g in before) else 1.0)
+            for g, h in zip(grads, before):
+                assert torch.equal(g.nan_to_num(), h.nan_to_num())
+    assert float(_nonfinite_flag([], torch.device("cpu"))) == 0.0
+
+
+def test_the_targets_are_made_once_and_again_when_changed_in_place():
+    """The (n,) targets are kept between steps (two fewer tensors a step); one that something filled in place
+    is not handed out again: the next call gives ones and zeros, as a fresh tensor would be."""
+    gan = GAN(*_nets(), z_dim=2)
+    real_t, fake_t = gan.targets(8, 8, torch.device("cpu"))
+    assert torch.equal(real_t, torch.ones(8)) and torch.equal(fake_t, torch.zeros(8))
+    again, _ = gan.targets(8, 8, torch.device("cpu"))
+    assert again is real_t                                  # kept
+    real_t.fill_(0.9)                                       # e.g. a plugin loss smoothing in place
+    fresh, fresh_fake = gan.targets(8, 8, torch.device("cpu"))
+    assert torch.equal(fresh, torch.ones(8)) and torch.equal(fresh_fake, torch.zeros(8))
+    assert torch.equal(gan.targets(5, 3, torch.device("cpu"))[1], torch.zeros(3))   # sizes apart
