@@ -1,7 +1,8 @@
 """Live diagnosis: cheap signals watched inside the training loop, and flags that name tricks.
 
-Signals (every logged step): D's accuracy on real and fake, the gap between D(real)
-and D(fake), gradient norms of G and D, the losses. At each evaluation: sample
+Signals: the losses (every step), and D's accuracy on real and fake, the gap between D(real)
+and D(fake), gradient norms of G and D (every step they are computed: ``gantricks train``
+computes them every ``diagnose_every`` steps; each rule's window is in steps). At each evaluation: sample
 diversity (mean pairwise distance of generated samples over that of real ones) and,
 where the data has known modes, coverage.
 
