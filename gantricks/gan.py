@@ -419,8 +419,11 @@ class GAN:
 
     def _filled(self, value: float, n: int, device) -> Tensor:
         """``(n,)`` of ``value`` (the targets), made once per size and device: two fewer tensors a step. One
-        that something changed in place (a trick's or a loss's ``fill_``: its version counter moved) is made again."""
-        key = (value, n, device)
+        that something changed in place (a trick's or a loss's ``fill_``: its version counter moved) is made again;
+        a write that bypasses the counter (``.data``, a numpy view) would not be seen: targets are not to be written."""
+        if torch.is_inference_mode_enabled():    # an inference tensor has no version counter to watch: not kept
+            return torch.full((n,), value, device=device)
+        key = (value, n, device, torch.get_default_dtype())
         t = self._constants.get(key)
         if t is None or t._version:
             t = self._constants[key] = torch.full((n,), value, device=device)
@@ -457,6 +460,8 @@ class GAN:
         ``diagnostics=False`` logs the losses only, not D's accuracies and mean logits nor the
         gradient norms: on small nets those cost a few percent of a step. The finite checks are
         the same either way (a fused check of the gradients stands in for their norm).
+        A net not in training mode is put in it (``train()``); a sub-module you put in eval mode
+        inside a training net (e.g. a frozen batch norm) stays so.
         """
         [(_, values)] = self.read([self._scheme_step(real, diagnostics)])   # a NaN stops here, before the tricks see it
         self._after_step()

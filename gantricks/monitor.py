@@ -130,6 +130,7 @@ class Monitor:
         self._acc: deque = deque()
         self._gap: deque = deque()
         self._gap_bucket = 0              # the last window // 4 block of steps whose oscillation was judged
+        self._last_step = -1              # the last step observed (a step not after it: a rollback)
         self._norms: dict[str, deque] = {}
         self._first: dict[str, int] = {}  # the step of each signal's first value
         self._medians: dict[str, float] = {}
@@ -154,6 +155,11 @@ class Monitor:
         """A step's logs. The losses may come every step and the diagnostics (D's accuracies and mean logits,
         the gradient norms) on fewer steps: each rule reads the values of its own window of steps."""
         flags: list[Flag] = []
+        if step <= self._last_step:      # a rollback to a checkpoint: the step windows start again from here
+            self._acc.clear(), self._gap.clear()
+            self._first.pop("acc", None), self._first.pop("gap", None)
+            self._gap_bucket = 0
+        self._last_step = step
         if "d_acc_real" in logs and "d_acc_fake" in logs:
             full = self._append(self._acc, "acc", step, min(logs["d_acc_real"], logs["d_acc_fake"]), self.window)
             mean_acc = sum(v for _, v in self._acc) / len(self._acc)
@@ -222,6 +228,8 @@ class Monitor:
         counts = np.bincount(block)
         whole = counts >= 0.5 * counts.max()         # (a block cut short at the window's end is left out)
         means = np.bincount(block, weights=gaps)[whole] / counts[whole]
+        if len(gaps) < 3 or len(means) < 4:    # values too far apart to see a swing reverse
+            return "too few values", False
         sigma = np.diff(gaps).std() / math.sqrt(2)   # one value's noise, from value-to-value changes
         noise = sigma / math.sqrt(size)
         amplitude = float(means.max() - means.min())

@@ -51,6 +51,7 @@ NETS = ("mlp",)
 TARGET_RULES = ("label-smoothing",)
 LOG_KEYS = ("grad_norm_d", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_adv", "d_loss",
             "grad_norm_g", "g_adv", "g_loss")           # the standard scheme's logs, in its order
+LOSS_KEYS = ("d_adv", "d_loss", "g_adv", "g_loss")   # logged at every step; the rest on diagnosed steps
 CHECKS = (("D loss", "d_loss"), ("D gradient", "grad_norm_d"), ("G loss", "g_loss"), ("G gradient", "grad_norm_g"))
 
 
@@ -261,7 +262,10 @@ def _loop(stack: SeedStack, runs: list[RunDir], cpu0: float, t0: float) -> list[
                 if bad is not None:
                     errors[i] = f"NonFiniteError: {NonFiniteError(step, bad)}"
                     continue
-                flags = monitors[i].observe_step(step, logs)
+                # the monitor reads what it reads in the seed's run alone: D's accuracies, mean logits and the
+                # gradient norms on train's diagnosed steps only (they are computed here every step)
+                diagnosed = step % config.diagnose_every == 0 or step % config.log_every == 0 or is_last
+                flags = monitors[i].observe_step(step, logs if diagnosed else {k: logs[k] for k in LOSS_KEYS})
                 if step % config.log_every == 0:
                     _record(logs_files[i], writer, "train", step, logs)
                 if evaluating:

@@ -257,3 +257,23 @@ def test_windows_of_every_step_values_are_as_before():
     means = [sum(accs[max(0, s - 100):s]) / min(s, 100) for s in range(1, len(accs) + 1)]
     expected = next(s for s in range(100, len(accs) + 1) if means[s - 1] > 0.97)
     assert raised == expected
+
+
+def test_a_rollback_to_earlier_steps_starts_the_step_windows_again():
+    """``gantricks train`` rolls back to a checkpoint after a NaN and feeds the monitor steps it has seen: the
+    windows start again there (no stale values out of order), and the rules still work after it."""
+    def swinging(s, rng):
+        gap = 2 * math.sin(2 * math.pi * s / 400) + rng.gauss(0, 0.3)
+        return {**_healthy(s, rng), "d_real": gap / 2, "d_fake": -gap / 2}
+    m = Monitor()
+    assert _feed(m, 1500, _every(10, _healthy)) == []
+    flags = _feed(m, 2500, _every(10, swinging), start=300)      # back to step 300, then on to 2,799
+    assert "oscillation" in [f.name for f in flags]
+    assert all(a[0] < b[0] for a, b in zip(m._gap, list(m._gap)[1:]))
+
+
+def test_values_too_far_apart_for_a_swing_raise_nothing_and_warn_nothing():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _feed(Monitor(window=40), 3000, _every(1000, _healthy)) == []

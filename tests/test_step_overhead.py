@@ -104,3 +104,14 @@ def test_the_targets_are_made_once_and_again_when_changed_in_place():
     fresh, fresh_fake = gan.targets(8, 8, torch.device("cpu"))
     assert torch.equal(fresh, torch.ones(8)) and torch.equal(fresh_fake, torch.zeros(8))
     assert torch.equal(gan.targets(5, 3, torch.device("cpu"))[1], torch.zeros(3))   # sizes apart
+
+
+def test_targets_under_inference_mode_are_not_kept():
+    """An inference tensor has no version counter: targets made under ``torch.inference_mode`` are not kept,
+    and a step after it works."""
+    gan = GAN(*_nets(), z_dim=2)
+    with torch.inference_mode():
+        real_t, _ = gan.targets(8, 8, torch.device("cpu"))
+    assert torch.equal(real_t, torch.ones(8))
+    gan.step(_real(0))
+    assert torch.equal(gan.targets(8, 8, torch.device("cpu"))[0], torch.ones(8))
