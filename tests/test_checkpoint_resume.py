@@ -122,39 +122,35 @@ def test_nan_stops_at_its_step_and_keeps_good_checkpoint(tmp_path):
     assert gt  # imported
 
 
-def test_a_run_goes_on_for_many_windows_after_a_rollback(tmp_path):
-    """After a rollback the monitor sees steps again that it has seen: a run then trains on for more than
-    the monitor's longest window (1,000 steps; the step windows start again at the checkpoint)."""
+def _rollback_run(tmp_path, steps: int, checkpoint_every: int, nan_at: int):
+    """A run with ``on_nonfinite=rollback`` whose D's weights are made NaN once, after step ``nan_at``."""
     from gantricks.config import TrainConfig
     from gantricks.train import train
 
     cfg = TrainConfig(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32,
-                      steps=1300, checkpoint_every=100, eval_every=0, progress=False, on_nonfinite="rollback")
+                      steps=steps, checkpoint_every=checkpoint_every, eval_every=0, progress=False,
+                      on_nonfinite="rollback")
     poisoned = []
 
     def poison(gan, logs):
-        if gan.step_count == 180 and not poisoned:
-            poisoned.append(True)
-            with torch.no_grad():
-                next(gan.D.parameters()).fill_(float("nan"))
-    assert train(cfg, tmp_path / "rb", on_step=poison)["step"] == 1300
-    assert poisoned
-
-
-def test_nan_rollback_reloads_and_halves_lr(tmp_path, capsys):
-    from gantricks.config import TrainConfig
-    from gantricks.train import train
-
-    cfg = TrainConfig(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32,
-                      steps=60, checkpoint_every=20, eval_every=0, progress=False, on_nonfinite="rollback")
-    poisoned = []
-
-    def poison(gan, logs):
-        if gan.step_count == 45 and not poisoned:
+        if gan.step_count == nan_at and not poisoned:
             poisoned.append(True)
             with torch.no_grad():
                 next(gan.D.parameters()).fill_(float("nan"))
     final = train(cfg, tmp_path / "rb", on_step=poison)
+    assert poisoned
+    return cfg, final
+
+
+def test_a_run_goes_on_for_many_windows_after_a_rollback(tmp_path):
+    """After a rollback the monitor sees steps again that it has seen: a run then trains on for more than
+    the monitor's longest window (1,000 steps; the step windows start again at the checkpoint)."""
+    _, final = _rollback_run(tmp_path, steps=1300, checkpoint_every=100, nan_at=180)
+    assert final["step"] == 1300
+
+
+def test_nan_rollback_reloads_and_halves_lr(tmp_path, capsys):
+    cfg, final = _rollback_run(tmp_path, steps=60, checkpoint_every=20, nan_at=45)
     assert final["step"] == 60
     assert "rolled back to step-00000040.pt" in capsys.readouterr().out
     _, state = load_latest(tmp_path / "rb" / "checkpoints")
