@@ -54,8 +54,8 @@ from torch import Tensor
 REMEDIES = {
     # in the order of what rescued the collapse protocol over 10 seeds (BENCHMARKS.md §9j): a D that keeps up
     # with G (its rate 4x G's, or 5 D steps per G step) and minibatch stddev on both mixtures, packing on the
-    # ring, exact unrolling partly. Minibatch discrimination in the authors' form did not (§9o: collapsed in
-    # every run at 10k steps, at 12x a baseline run's cost)
+    # ring, exact unrolling partly. Minibatch discrimination in the authors' form did not (§9o: the ring
+    # collapsed in 3 of 3 runs at 10k steps, the grid partly, at 12x a baseline run's cost)
     "mode-collapse": ["lr_d = 4 x lr_g (TTUR)", "n_critic=5", "minibatch-stddev", "pacgan", "unrolled"],
     "discriminator-wins": ["label-smoothing", "instance-noise", "noisy-labels", "spectral-norm", "r1",
                            "lower lr_d (TTUR)"],
