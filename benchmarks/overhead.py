@@ -305,6 +305,12 @@ def compare(model: str, steps: int, repeats: int, warmup: int, device: torch.dev
             "ms_hand_wall": 1000 * statistics.median(wall["hand-written"])}
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mlp64", "mlp128", "ring-mlp", "dcgan"],
@@ -320,7 +326,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--dcgan-width", type=int, default=None, help="DCGAN base width (default: the net's)")
     parser.add_argument("--read-every", type=int, default=None,
                         help="library: steps between reads of the logs (default as gantricks train: 1 on a CPU, 32 else)")
-    parser.add_argument("--diagnose-every", type=int, default=None,
+    parser.add_argument("--diagnose-every", type=_positive, default=None,
                         help="library: steps between D's accuracies, mean logits and gradient norms, beside the "
                              "logged steps (default as gantricks train); the every-step path is timed beside it")
     parser.add_argument("--losses-only", action=argparse.BooleanOptionalAction, default=True,

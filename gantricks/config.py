@@ -94,6 +94,11 @@ class TrainConfig:
         from .conditional import ConditionalSpec
         ConditionalSpec.parse(self.conditional)
 
+    def diagnosed(self, step: int) -> bool:
+        """Whether ``step`` computes D's accuracies, mean logits and the gradient norms: every ``diagnose_every``
+        steps, every logged step and the last (the losses and the finite checks come at every step)."""
+        return step % self.diagnose_every == 0 or step % self.log_every == 0 or step == self.steps
+
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 

@@ -157,8 +157,9 @@ class Monitor:
         the gradient norms) on fewer steps: each rule reads the values of its own window of steps."""
         flags: list[Flag] = []
         if step <= self._last_step:      # a rollback to a checkpoint: the step windows start again from here
-            self._acc.clear(), self._gap.clear()
-            self._first.pop("acc", None), self._first.pop("gap", None)
+            for key, values in (("acc", self._acc), ("gap", self._gap)):
+                values.clear()
+                self._first.pop(key, None)
             self._gap_bucket = 0
         self._last_step = step
         if "d_acc_real" in logs and "d_acc_fake" in logs:

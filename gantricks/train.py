@@ -292,8 +292,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
                 raise Stopped(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step "
                               f"{gan.step_count}" + (f"; checkpoint {path.name} written, continue with "
                                                      f"--resume" if path else ""))
-            at = gan.step_count + 1      # D's accuracies, mean logits and gradient norms on these steps only
-            diagnosed = at % config.diagnose_every == 0 or at % config.log_every == 0 or at == config.steps
+            diagnosed = config.diagnosed(gan.step_count + 1)
             pending.append(gan.step_deferred(next_real, diagnostics=diagnosed) if trained["steps"]
                            else _first_step(gan, next_real, config, diagnosed))
             trained["steps"] += 1

@@ -264,8 +264,8 @@ def _loop(stack: SeedStack, runs: list[RunDir], cpu0: float, t0: float) -> list[
                     continue
                 # the monitor reads what it reads in the seed's run alone: D's accuracies, mean logits and the
                 # gradient norms on train's diagnosed steps only (they are computed here every step)
-                diagnosed = step % config.diagnose_every == 0 or step % config.log_every == 0 or is_last
-                flags = monitors[i].observe_step(step, logs if diagnosed else {k: logs[k] for k in LOSS_KEYS})
+                flags = monitors[i].observe_step(step, logs if config.diagnosed(step) else
+                                                 {k: logs[k] for k in LOSS_KEYS})
                 if step % config.log_every == 0:
                     _record(logs_files[i], writer, "train", step, logs)
                 if evaluating:

@@ -156,6 +156,23 @@ def test_the_overhead_benchmark_reads_as_train_does_on_each_device():
     assert overhead.default_read_every(torch.device("cuda")) == READ_EVERY == 32
 
 
+def test_the_overhead_benchmark_takes_trains_diagnose_every_and_refuses_a_bad_one(capsys):
+    """overhead.py's library path computes diagnostics at train's default cadence; ``--diagnose-every`` below 1
+    (a division by zero, or a cadence that means nothing) is one line and exit 2, before any timing."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import overhead
+
+    assert overhead.train_diagnose_every() == TrainConfig().diagnose_every == 10
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(SystemExit) as err:
+            overhead.main(["--models", "mlp64", "--diagnose-every", bad])
+        assert err.value.code == 2
+        assert "--diagnose-every" in capsys.readouterr().err
+
+
 def test_diagnostics_on_every_diagnose_every_th_step_and_every_logged_step_and_the_same_run(tmp_path):
     """D's accuracies, mean logits and gradient norms come on steps divisible by ``diagnose_every`` or
     ``log_every`` and on the last; the other steps log the losses. Diagnostics only read: the run (records'
