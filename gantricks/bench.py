@@ -231,8 +231,11 @@ def _run_job(job: Job) -> dict[str, Any]:
         error = None
     except Exception as err:  # a diverging cell is a result too
         final, error = {}, f"{type(err).__name__}: {err}"
-    return {**_result(job, final, run.records(), error),
+    line = {**_result(job, final, run.records(), error),
             "cpu_s": round(time.process_time() - cpu0, 2), "wall_s": round(time.perf_counter() - t0, 2)}
+    if resume and final.get("cpu_s") is not None:   # the run's own clocks, summed over its parts by its checkpoints
+        line.update(cpu_s=round(final["cpu_s"], 2), wall_s=round(final["wall_s"], 2), resumed=True)
+    return line
 
 
 def machine() -> dict[str, Any]:

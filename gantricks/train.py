@@ -206,7 +206,8 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
                 _clear(run)           # the old run goes only now that the new one is built
                 ours = True
             _atomic_write(run.config, to_toml(config))
-        final = _loop(config, run, gan, sampler, on_step, trained)
+        final = _loop(config, run, gan, sampler, on_step, trained,
+                      elapsed=state.get("elapsed") if state is not None else None)
         world.barrier()
         return final
     except BaseException:
@@ -231,7 +232,10 @@ def lr_factor(config: TrainConfig, step: int) -> float:
 
 
 def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
-          trained: dict | None = None) -> dict[str, Any]:
+          trained: dict | None = None, elapsed: dict | None = None) -> dict[str, Any]:
+    """The training loop. ``elapsed`` is the CPU and wall time a resumed run had spent before its checkpoint
+    (``{"cpu_s", "wall_s"}``, kept in every checkpoint): the clocks of its evaluations continue from them, so a
+    run's ``cpu_s`` is its whole cost however often it was stopped."""
     from torch.utils.tensorboard import SummaryWriter
 
     main = gan.world.is_main          # in a data-parallel run only rank 0 logs, evaluates and saves
@@ -276,11 +280,13 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
 
     def save(step: int) -> Path:
         log.flush()
+        spent = {"cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
         return save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
-                                                       "step": step, "config": config.to_dict()},
+                                                       "step": step, "config": config.to_dict(), "elapsed": spent},
                                keep=config.keep_checkpoints)
 
-    t0, cpu0 = time.perf_counter(), time.process_time()
+    t0 = time.perf_counter() - _seconds(elapsed, "wall_s")
+    cpu0 = time.process_time() - _seconds(elapsed, "cpu_s")
     stop = _StopRequest(enabled=not gan.world.active)   # under torchrun, torchrun owns the signals
     try:
         stop.install()
@@ -346,6 +352,12 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
     if main:
         finish_plots(run)
     return final
+
+
+def _seconds(elapsed: Any, key: str) -> float:
+    """A clock's seconds from a checkpoint's ``elapsed`` (0 when the checkpoint predates it or holds no number)."""
+    value = elapsed.get(key) if isinstance(elapsed, dict) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else 0.0
 
 
 def finish_plots(run: RunDir) -> None:

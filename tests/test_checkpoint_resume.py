@@ -155,3 +155,35 @@ def test_nan_rollback_reloads_and_halves_lr(tmp_path, capsys):
     assert "rolled back to step-00000040.pt" in capsys.readouterr().out
     _, state = load_latest(tmp_path / "rb" / "checkpoints")
     assert state["gan"]["optimizers"]["G"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_g / 2)
+
+
+def test_a_resumed_run_counts_the_time_spent_before_its_checkpoint(tmp_path):
+    """The checkpoint keeps the CPU and wall seconds spent so far; a resumed run's evaluations continue those
+    clocks, so its cpu_s is the run's whole cost, not only the part after the resume."""
+    from gantricks.bench import Job, _run_job
+    from gantricks.config import TrainConfig
+    from gantricks.train import train
+
+    cfg = TrainConfig(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32,
+                      steps=200, checkpoint_every=200, eval_every=200, eval_samples=200, progress=False)
+    first = train(cfg, tmp_path / "r")
+    _, state = load_latest(tmp_path / "r" / "checkpoints")
+    assert state["elapsed"]["cpu_s"] >= first["cpu_s"] > 0 and state["elapsed"]["wall_s"] > 0
+    # one more step: without the kept clocks its cpu_s would be one step's, far below the first part's
+    second = train(TrainConfig(**{**cfg.to_dict(), "steps": 201}), tmp_path / "r", resume=True)
+    assert second["cpu_s"] >= state["elapsed"]["cpu_s"] and second["wall_s"] >= state["elapsed"]["wall_s"]
+    # a checkpoint from before the clocks were kept (or with no number in them) resumes with clocks from zero
+    state["elapsed"] = {"cpu_s": "a lot", "wall_s": float("nan")}
+    save_checkpoint(tmp_path / "r" / "checkpoints", 201, state)
+    third = train(TrainConfig(**{**cfg.to_dict(), "steps": 202}), tmp_path / "r", resume=True)
+    assert third["cpu_s"] < first["cpu_s"]
+
+    # the bench's line for a resumed run gives the run's whole CPU and says it was resumed
+    small = {"generator": "mlp:width=16,depth=2", "discriminator": "mlp:width=16,depth=2", "eval_samples": 200}
+    job = Job(cell="baseline", dataset="ring8", seed=0, steps=200, protocol="fast", out=str(tmp_path / "b"),
+              overrides=small)
+    fresh = _run_job(job)
+    assert "resumed" not in fresh and fresh["error"] is None
+    spent = load_latest(tmp_path / "b" / "checkpoints")[1]["elapsed"]["cpu_s"]
+    more = _run_job(Job(**{**job.__dict__, "steps": 210}))
+    assert more["resumed"] is True and more["error"] is None and more["cpu_s"] >= spent
