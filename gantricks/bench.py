@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .config import TrainConfig, from_mapping
-from .errors import ConfigError
+from .errors import ConfigError, Stopped
 from .published import PACGAN_TABLE1, STACKED_MNIST, VEEGAN_TABLE1
 from .registry import losses, schemes, tricks
 from .runlock import RunLock
@@ -229,6 +232,8 @@ def _run_job(job: Job) -> dict[str, Any]:
     try:
         final = train(job.config(), run.root, resume=resume, overwrite=not resume)
         error = None
+    except Stopped:           # asked to stop (SIGTERM, Ctrl-C): the run's checkpoint is written; not a result
+        raise
     except Exception as err:  # a diverging cell is a result too
         final, error = {}, f"{type(err).__name__}: {err}"
     line = {**_result(job, final, run.records(), error),
@@ -276,6 +281,8 @@ def _run_side_by_side(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     cpu0 = time.process_time()
     try:
         outcomes = train_side_by_side([j.config() for j in jobs], [j.out for j in jobs])
+    except Stopped:
+        raise
     except Exception as err:  # a batch that failed as a whole: each seed then runs alone (and resumes)
         return [{**_run_job(job), "vectorized": 0, "why_not": f"the batch failed: {type(err).__name__}: {err}"}
                 for job in jobs]
@@ -363,14 +370,19 @@ def _run_planned(jobs: list[Job], suite: str, out: Path, workers: int, progress:
     done = {_key(r) for r in load_results(results_path)}
     todo = [j for j in jobs if j.key not in done]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), disable=not progress, unit="run", desc="bench")
-    with results_path.open("a") as f:
-        for results in _imap(_run_unit, units(todo, vectorize), workers):
-            for result in results:
-                f.write(json.dumps(result) + "\n")
-                f.flush()
-                bar.update(1)
-                bar.set_postfix(last=f"{result['cell']}/{result['dataset']}/{result['seed']}", refresh=False)
-    bar.close()
+    try:
+        with results_path.open("a") as f:
+            for results in _imap(_run_unit, units(todo, vectorize), workers):
+                for result in results:
+                    f.write(json.dumps(result) + "\n")
+                    f.flush()
+                    bar.update(1)
+                    bar.set_postfix(last=f"{result['cell']}/{result['dataset']}/{result['seed']}", refresh=False)
+    except Stopped as err:
+        raise Stopped(err.signum, f"bench stopped by {signal.Signals(err.signum).name}; the unfinished runs wrote "
+                                  f"their checkpoints: rerun the same command to continue") from None
+    finally:
+        bar.close()
     keys = {j.key for j in jobs}
     mine = [r for r in load_results(results_path) if _key(r) in keys]
     write_report(out, mine, [j.cell for j in jobs], protocol, SUITE_KIND[suite], jobs[0].settings if jobs else "")
@@ -385,15 +397,78 @@ def _warm_worker() -> None:
 
 
 def _imap(fn, items: list, workers: int) -> Iterable:
+    """``fn`` over ``items``, in ``workers`` processes. Asked to stop (SIGTERM, SIGINT), the bench passes the
+    signal on to its workers, whose runs each write a checkpoint and stop; it then raises :class:`Stopped`
+    and writes no line for them, so the same command continues them."""
     if workers <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
     ctx = mp.get_context("spawn")     # fresh interpreters: no forked torch thread pools
     # each run seeds itself, so a worker serves many; the imports are paid before the first run's CPU clock
-    with ctx.Pool(min(workers, len(items)), initializer=_warm_worker) as pool:
-        yield from pool.imap_unordered(fn, items)
+    with ctx.Pool(min(workers, len(items)), initializer=_warm_worker) as pool, _Forward(pool) as asked:
+        results, busy = pool.imap_unordered(fn, items), min(workers, len(items))
+        stopped: Stopped | None = None
+        for _ in items:
+            try:      # once asked to stop, a run gets two minutes to write its checkpoint (an evaluation may be on)
+                result = results.next(timeout=None if asked.signum is None else 120)
+            except mp.TimeoutError:
+                break
+            except Stopped as err:         # one run's checkpoint is written; wait for the others' too
+                stopped, busy = stopped or err, busy - 1
+                if busy == 0:
+                    break
+                continue
+            if asked.signum is None:
+                yield result
+            else:                          # finished before the signal reached it: a result all the same
+                yield result
+                busy -= 1
+                if busy == 0:
+                    break
+        if asked.signum is not None or stopped is not None:
+            pool.terminate()
+            signum = asked.signum or stopped.signum
+            raise Stopped(signum, "stopped")       # _run_planned says what to do next
         pool.close()      # let the workers exit on their own: a terminated one leaves its semaphores behind
         pool.join()
+
+
+class _Forward:
+    """While a bench's pool runs (main thread only): ``signum`` says whether SIGTERM or SIGINT came, and a
+    SIGTERM goes on to the workers (a Ctrl-C reaches them from the terminal: a second SIGINT would make them
+    quit without their checkpoint). A second signal acts at once (Ctrl-C raises KeyboardInterrupt)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, pool):
+        self.pool, self.signum, self._old = pool, None, {}
+
+    def __enter__(self) -> "_Forward":
+        if threading.current_thread() is threading.main_thread():
+            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            self.__exit__()
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.signum = signum
+        if signum != signal.SIGTERM:
+            return
+        for worker in list(getattr(self.pool, "_pool", [])):   # the pool's processes
+            if worker.is_alive():
+                try:
+                    os.kill(worker.pid, signum)
+                except ProcessLookupError:
+                    pass
 
 
 # --- the report -----------------------------------------------------------------------

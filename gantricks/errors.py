@@ -42,3 +42,6 @@ class Stopped(GantricksError):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+    def __reduce__(self):     # comes back whole from a bench's worker process
+        return type(self), (self.signum, str(self))

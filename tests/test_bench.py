@@ -84,6 +84,44 @@ def test_a_killed_bench_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     assert {(r["cell"], r["dataset"], r["seed"]): {m: r[m] for m in METRICS} for r in clean} == after
 
 
+def _stop_and_resume(out: Path, args: list[str], workers: int) -> dict:
+    """Start a bench, SIGTERM it (alone) once its first line is written, check how it stopped, rerun it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "gantricks", "bench", *args, "--workers", str(workers), "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    results = out / "results.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (results.exists() and results.read_text()):
+        time.sleep(0.05)
+    time.sleep(0.3)                      # into the next runs
+    proc.send_signal(signal.SIGTERM)     # to the bench alone: it passes the signal on to its workers
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    assert "bench stopped by SIGTERM" in err and "rerun the same command" in err and "Traceback" not in err
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert 1 <= len(lines) < 4 and not any(r["error"] for r in lines), "a stopped run is not a result"
+    finished = {Path(r["run"]).name + Path(r["run"]).parent.parent.name for r in lines}
+    unfinished = [p for p in (out / "runs").rglob("seed*") if p.name + p.parent.parent.name not in finished]
+    assert any(list((p / "checkpoints").glob("*.pt")) for p in unfinished), "a stopped run left its checkpoint"
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not any(json.loads(line)["error"] for line in results.read_text().splitlines())
+    return _results(out)
+
+
+@pytest.mark.timeout(600)
+def test_a_bench_asked_to_stop_writes_checkpoints_no_lines_and_resumes(tmp_path):
+    """SIGTERM to the bench (a scheduler's stop), with its runs in worker processes or in its own: the runs under
+    way write their checkpoints and stop, no line is written for them (a stopped run is not a result), the bench
+    exits 143, and the same command then ends with the numbers of an uninterrupted bench."""
+    args = ["--suite", "ring8", "--protocol", "fast", "--only", "baseline,ttur", "--seeds", "2", "--steps", "800"]
+    clean = run_bench("ring8", 2, 800, tmp_path / "clean", workers=1, only=["baseline", "ttur"], progress=False,
+                      protocol="fast")
+    clean = {(r["cell"], r["dataset"], r["seed"]): {m: r[m] for m in METRICS} for r in clean}
+    for workers in (2, 1):
+        assert _stop_and_resume(tmp_path / f"w{workers}", args, workers) == clean, workers
+
+
 def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):
     jobs = plan("ring8", ["baseline", "recommended"], 1, 40, tmp_path, "fast",
                 settings=["lr-decay-start=0.25", "lr_g=2e-4"])
