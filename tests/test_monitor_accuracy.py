@@ -26,8 +26,14 @@ def test_replay_raises_the_flags_the_runs_raised_live():
         live = [(f["step"], f["flag"]) for f in run["flags"] if f["flag"] == "mode-collapse"]
         # each run was trained with the monitor's threshold of then: 0.3, or 0.6 since 2026-12-01 (9j's runs
         # and 9n's); the replay must give its live flags with one of them
-        replays = [monitor_accuracy.raised_flags(run["evals"], collapse_diversity=t) for t in (0.3, 0.6)]
-        assert live in replays, (run["cell"], run["dataset"], run["seed"], live, replays)
+        # A run stopped and resumed restarts its monitor at the checkpoint's evaluation k (the monitor's state is
+        # not in checkpoints), so a standing flag is raised again there: its replay is evals[:k] and evals[k:]
+        # each from a fresh monitor (k = 0: never resumed)
+        evals = run["evals"]
+        replays = [monitor_accuracy.raised_flags(evals[:k], collapse_diversity=t)
+                   + monitor_accuracy.raised_flags(evals[k:], collapse_diversity=t)
+                   for t in (0.3, 0.6) for k in range(len(evals))]
+        assert live in replays, (run["cell"], run["dataset"], run["seed"], live, replays[::len(evals)])
         assert len(monitor_accuracy.replay(run)) == len(run["evals"])
 
 
