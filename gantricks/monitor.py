@@ -142,6 +142,43 @@ class Monitor:
         self._empty_step = 0              # the step of the evaluation since which the dropped modes are empty
         self.partial_bound: float | None = None   # the last evaluation's chance bound (1.0: nothing to test)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the rules remember, as plain numbers and lists (kept in checkpoints, so that a resumed run
+        raises the flags an uninterrupted one would: a flag standing at the checkpoint is not raised again).
+        ``history`` is not kept: the run's ``metrics.jsonl`` has every flag."""
+        return {"active": {k: [f.name, int(f.step), f.detail] for k, f in self.active.items()},
+                "acc": [[int(t), float(v)] for t, v in self._acc], "gap": [[int(t), float(v)] for t, v in self._gap],
+                "gap_bucket": int(self._gap_bucket), "last_step": int(self._last_step),
+                "norms": {k: [float(v) for v in d] for k, d in self._norms.items()},
+                "first": {k: int(v) for k, v in self._first.items()},
+                "medians": {k: float(v) for k, v in self._medians.items()}, "diverged_at": int(self._diverged_at),
+                "last_modes": None if self._last_modes is None else [float(v) for v in self._last_modes],
+                "empty": sorted(int(m) for m in self._empty), "sharp": int(self._sharp),
+                "empty_step": int(self._empty_step),
+                "partial_bound": None if self.partial_bound is None else float(self.partial_bound)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take up :meth:`state_dict`'s state (``ValueError`` if it is not one)."""
+        try:
+            active = {k: Flag(str(n), int(t), str(d)) for k, (n, t, d) in state["active"].items()}
+            acc = deque((int(t), float(v)) for t, v in state["acc"])
+            gap = deque((int(t), float(v)) for t, v in state["gap"])
+            norms = {str(k): deque(map(float, d), maxlen=self.window * 5) for k, d in state["norms"].items()}
+            first = {str(k): int(v) for k, v in state["first"].items()}
+            medians = {str(k): float(v) for k, v in state["medians"].items()}
+            modes = state["last_modes"]
+            last_modes = None if modes is None else np.asarray(modes, dtype=np.float64)
+            bound = state["partial_bound"]
+            scalars = (int(state["gap_bucket"]), int(state["last_step"]), int(state["diverged_at"]),
+                       {int(m) for m in state["empty"]}, int(state["sharp"]), int(state["empty_step"]),
+                       None if bound is None else float(bound))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ValueError(f"not a monitor state ({type(err).__name__}: {err})") from None
+        self.active, self._acc, self._gap, self._norms = active, acc, gap, norms
+        self._first, self._medians, self._last_modes = first, medians, last_modes
+        (self._gap_bucket, self._last_step, self._diverged_at, self._empty, self._sharp, self._empty_step,
+         self.partial_bound) = scalars
+
     def _raise(self, name: str, step: int, detail: str, on: bool) -> list[Flag]:
         if on and name not in self.active:
             flag = Flag(name, step, detail)

@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -207,7 +208,8 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
                 ours = True
             _atomic_write(run.config, to_toml(config))
         final = _loop(config, run, gan, sampler, on_step, trained,
-                      elapsed=state.get("elapsed") if state is not None else None)
+                      elapsed=state.get("elapsed") if state is not None else None,
+                      monitor_state=state.get("monitor") if state is not None else None)
         world.barrier()
         return final
     except BaseException:
@@ -232,10 +234,12 @@ def lr_factor(config: TrainConfig, step: int) -> float:
 
 
 def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
-          trained: dict | None = None, elapsed: dict | None = None) -> dict[str, Any]:
+          trained: dict | None = None, elapsed: dict | None = None,
+          monitor_state: dict | None = None) -> dict[str, Any]:
     """The training loop. ``elapsed`` is the CPU and wall time a resumed run had spent before its checkpoint
     (``{"cpu_s", "wall_s"}``, kept in every checkpoint): the clocks of its evaluations continue from them, so a
-    run's ``cpu_s`` is its whole cost however often it was stopped."""
+    run's ``cpu_s`` is its whole cost however often it was stopped. ``monitor_state`` is the monitor's state
+    at that checkpoint (:meth:`Monitor.state_dict`), so the resumed run flags what the uninterrupted one would."""
     from torch.utils.tensorboard import SummaryWriter
 
     main = gan.world.is_main          # in a data-parallel run only rank 0 logs, evaluates and saves
@@ -248,6 +252,11 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
     else:     # (x, y) pairs: the batch and its labels, each sliced the same way
         next_real = lambda: tuple(map(gan.world.shard, sampler.labelled(config.batch_size)))  # noqa: E731
     monitor = Monitor()
+    if monitor_state is not None:
+        try:
+            monitor.load_state_dict(monitor_state)
+        except ValueError as err:     # a checkpoint from elsewhere: the flags start afresh, the training does not
+            warnings.warn(f"the checkpoint's monitor state was not used: {err}", stacklevel=2)
     rollbacks, final, last_eval, logs = 0, {}, {}, {}
     read_every = _read_every(config, gan, on_step)
     pending: list[StepLogs] = []
@@ -282,7 +291,8 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
         log.flush()
         spent = {"cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
         return save_checkpoint(run.checkpoints, step, {"gan": gan.state_dict(), "sampler": sampler.state_dict(),
-                                                       "step": step, "config": config.to_dict(), "elapsed": spent},
+                                                       "step": step, "config": config.to_dict(), "elapsed": spent,
+                                                       "monitor": monitor.state_dict()},
                                keep=config.keep_checkpoints)
 
     t0 = time.perf_counter() - _seconds(elapsed, "wall_s")

@@ -283,7 +283,10 @@ def _loop(stack: SeedStack, runs: list[RunDir], cpu0: float, t0: float) -> list[
                     logs_files[i].write(_json(flag.to_record()) + "\n")
                 if saving:
                     logs_files[i].flush()
-                    save_checkpoint(runs[i].checkpoints, step, stack.seed_state(i), keep=config.keep_checkpoints)
+                    spent = {"cpu_s": (time.process_time() - cpu0) / n, "wall_s": (time.perf_counter() - t0) / n}
+                    save_checkpoint(runs[i].checkpoints, step, {**stack.seed_state(i), "elapsed": spent,
+                                                                "monitor": monitors[i].state_dict()},
+                                    keep=config.keep_checkpoints)
     finally:
         for f in logs_files:
             f.close()

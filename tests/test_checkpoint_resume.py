@@ -187,3 +187,33 @@ def test_a_resumed_run_counts_the_time_spent_before_its_checkpoint(tmp_path):
     spent = load_latest(tmp_path / "b" / "checkpoints")[1]["elapsed"]["cpu_s"]
     more = _run_job(Job(**{**job.__dict__, "steps": 210}))
     assert more["resumed"] is True and more["error"] is None and more["cpu_s"] >= spent
+
+
+def test_a_resumed_run_raises_the_flags_an_uninterrupted_one_raises(tmp_path):
+    """The monitor's state is in the checkpoint: a flag standing at the checkpoint is not raised again after the
+    resume, and the flag records of the resumed run equal the uninterrupted run's."""
+    from gantricks.config import TrainConfig
+    from gantricks.monitor import Monitor
+    from gantricks.train import RunDir, train
+
+    # a G that stays collapsed (near-zero weights, tiny learning rates): its mode-collapse flag stands throughout
+    cfg = TrainConfig(generator="mlp:width=8,depth=1,init=orthogonal,init_gain=0.05",
+                      discriminator="mlp:width=8,depth=1", batch_size=32, lr_g=1e-7, lr_d=1e-7,
+                      steps=60, checkpoint_every=30, eval_every=10, eval_samples=200, progress=False, seed=1)
+
+    def flags(run):
+        return [(r["step"], r["flag"]) for r in RunDir(run).records() if r.get("kind") == "flag"]
+    train(cfg, tmp_path / "whole")
+    train(TrainConfig(**{**cfg.to_dict(), "steps": 30}), tmp_path / "parts")
+    train(cfg, tmp_path / "parts", resume=True)
+    whole = flags(tmp_path / "whole")
+    assert whole == [(10, "mode-collapse")]               # raised once, standing across the checkpoint at 30
+    assert flags(tmp_path / "parts") == whole             # (a fresh monitor raised it again at step 40)
+
+    # the state round-trips through torch.save / weights_only load, and a bad one is refused in one line
+    state = load_latest(tmp_path / "parts" / "checkpoints")[1]["monitor"]
+    again = Monitor()
+    again.load_state_dict(state)
+    assert again.state_dict() == state
+    with pytest.raises(ValueError, match="not a monitor state"):
+        Monitor().load_state_dict({"active": 3})
