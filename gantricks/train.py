@@ -297,6 +297,12 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
 
     t0 = time.perf_counter() - _seconds(elapsed, "wall_s")
     cpu0 = time.process_time() - _seconds(elapsed, "cpu_s")
+    if main and gan.step_count >= config.steps:   # resumed at its end (stopped after its last checkpoint was
+        # written, before its result was read): its result is its last evaluation, already recorded (with the
+        # non-finite numbers that JSON holds as strings made numbers again)
+        last_eval = next(({k: float(v) if v in ("inf", "-inf", "nan") else v for k, v in r.items()
+                           if k not in ("kind", "step")} for r in reversed(run.records())
+                          if r.get("kind") == "eval" and r.get("step") == gan.step_count), {})
     stop = _StopRequest(enabled=not gan.world.active)   # under torchrun, torchrun owns the signals
     try:
         stop.install()

@@ -217,3 +217,16 @@ def test_a_resumed_run_raises_the_flags_an_uninterrupted_one_raises(tmp_path):
     assert again.state_dict() == state
     with pytest.raises(ValueError, match="not a monitor state"):
         Monitor().load_state_dict({"active": 3})
+
+
+def test_a_run_resumed_at_its_last_step_returns_its_last_evaluation(tmp_path):
+    """A run stopped after its last checkpoint but before its result was read (a bench's worker at the end of a
+    run): resuming it trains nothing and returns the recorded last evaluation, not an empty result."""
+    from gantricks.config import TrainConfig
+    from gantricks.train import train
+
+    cfg = TrainConfig(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32,
+                      steps=20, checkpoint_every=20, eval_every=10, eval_samples=200, progress=False)
+    first = train(cfg, tmp_path / "r")
+    again = train(cfg, tmp_path / "r", resume=True)
+    assert again["modes_covered"] is not None and again == first
