@@ -17,7 +17,6 @@ import multiprocessing as mp
 import os
 import platform
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from .errors import ConfigError, Stopped
 from .published import PACGAN_TABLE1, STACKED_MNIST, VEEGAN_TABLE1
 from .registry import losses, schemes, tricks
 from .runlock import RunLock
+from .stopping import StopRequest
 
 SUITES = {"mixtures": ("ring8", "grid25"), "ring8": ("ring8",), "grid25": ("grid25",),
           "stacked-mnist": ("stacked-mnist",)}
@@ -409,59 +409,47 @@ def _imap(fn, items: list, workers: int) -> Iterable:
         results, busy = pool.imap_unordered(fn, items), min(workers, len(items))
         stopped: Stopped | None = None
         for _ in items:
+            asking = asked.signum is not None or stopped is not None
             try:      # once asked to stop, a run gets two minutes to write its checkpoint (an evaluation may be on)
-                result = results.next(timeout=None if asked.signum is None else 120)
+                result = results.next(timeout=120 if asking else None)
             except mp.TimeoutError:
                 break
             except Stopped as err:         # one run's checkpoint is written; wait for the others' too
-                stopped, busy = stopped or err, busy - 1
-                if busy == 0:
-                    break
-                continue
-            if asked.signum is None:
-                yield result
-            else:                          # finished before the signal reached it: a result all the same
-                yield result
-                busy -= 1
-                if busy == 0:
-                    break
+                stopped = stopped or err
+            else:
+                yield result               # finished, before or after the signal: a result all the same
+                if asked.signum is None:
+                    continue
+            busy -= 1                      # a run under way when the signal came has ended
+            if busy == 0:
+                break
         if asked.signum is not None or stopped is not None:
             pool.terminate()
-            signum = asked.signum or stopped.signum
-            raise Stopped(signum, "stopped")       # _run_planned says what to do next
+            raise Stopped(asked.signum or stopped.signum, "stopped")       # _run_planned says what to do next
         pool.close()      # let the workers exit on their own: a terminated one leaves its semaphores behind
         pool.join()
 
 
-class _Forward:
-    """While a bench's pool runs (main thread only): ``signum`` says whether SIGTERM or SIGINT came, and a
-    SIGTERM goes on to the workers (a Ctrl-C reaches them from the terminal: a second SIGINT would make them
-    quit without their checkpoint). A second signal acts at once (Ctrl-C raises KeyboardInterrupt)."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+class _Forward(StopRequest):
+    """While a bench's pool runs: ``signum`` says whether SIGTERM or SIGINT came, and a SIGTERM goes on to the
+    workers (a Ctrl-C reaches them from the terminal: a second SIGINT would make them quit without their
+    checkpoint). A second signal acts at once, as in a run (:class:`StopRequest`)."""
 
     def __init__(self, pool):
-        self.pool, self.signum, self._old = pool, None, {}
+        super().__init__()
+        self.pool = pool
 
     def __enter__(self) -> "_Forward":
-        if threading.current_thread() is threading.main_thread():
-            self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        self.install()
         return self
 
     def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        self.restore()
 
     def _handle(self, signum: int, frame) -> None:
-        if self.signum is not None:
-            self.__exit__()
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        self.signum = signum
-        if signum != signal.SIGTERM:
+        first = self.signum is None
+        super()._handle(signum, frame)
+        if not first or signum != signal.SIGTERM:
             return
         for worker in list(getattr(self.pool, "_pool", [])):   # the pool's processes
             if worker.is_alive():

@@ -16,12 +16,10 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import re
 import shutil
 import signal
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from .metrics.images import dataset_image_metrics
 from .metrics.overfit import gan_overfit_metrics
 from .monitor import Monitor
 from .runlock import LOCK_NAME, RunLock
+from .stopping import StopRequest
 
 EVAL_SEED = 1234                      # evaluations draw noise from their own generator
 MAX_ROLLBACKS = 3
@@ -303,7 +302,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
         last_eval = next(({k: float(v) if v in ("inf", "-inf", "nan") else v for k, v in r.items()
                            if k not in ("kind", "step")} for r in reversed(run.records())
                           if r.get("kind") == "eval" and r.get("step") == gan.step_count), {})
-    stop = _StopRequest(enabled=not gan.world.active)   # under torchrun, torchrun owns the signals
+    stop = StopRequest(enabled=not gan.world.active)   # under torchrun, torchrun owns the signals
     try:
         stop.install()
         while gan.step_count < config.steps:
@@ -556,38 +555,6 @@ def _first_step(gan: GAN, next_real, config: TrainConfig, diagnostics: bool) -> 
         what = f"a step asked for {int(asked.group(1)) / 2 ** 30:.1f} GiB" if asked else text[:200]
         raise ConfigError(f"not enough memory for one training step at batch_size {config.batch_size} "
                           f"({what}); use a smaller --batch-size") from None
-
-
-class _StopRequest:
-    """SIGTERM and SIGINT set ``signum`` for the loop to save and stop at the next step; a second one
-    exits at once (Ctrl-C raises KeyboardInterrupt, SIGTERM takes its default action)."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self, enabled: bool = True):
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-
-    def install(self) -> None:
-        if self.enabled:
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
-
-    def _handle(self, signum: int, frame) -> None:
-        if self.signum is None:
-            self.signum = signum
-            return
-        self.restore()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
 
 
 class _Lines:

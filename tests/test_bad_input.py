@@ -265,12 +265,12 @@ def test_sigterm_writes_a_checkpoint_and_the_resume_is_exact(tmp_path, uninterru
 
 
 def test_a_second_signal_exits_at_once():
-    from gantricks.train import _StopRequest
+    from gantricks.stopping import StopRequest
 
     # as in a terminal, whatever started pytest (a background job starts with SIGINT ignored)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        stop = _StopRequest()
+        stop = StopRequest()
         stop.install()
         try:
             os.kill(os.getpid(), signal.SIGINT)

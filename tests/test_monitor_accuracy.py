@@ -26,9 +26,9 @@ def test_replay_raises_the_flags_the_runs_raised_live():
         live = [(f["step"], f["flag"]) for f in run["flags"] if f["flag"] == "mode-collapse"]
         # each run was trained with the monitor's threshold of then: 0.3, or 0.6 since 2026-12-01 (9j's runs
         # and 9n's); the replay must give its live flags with one of them
-        # A run stopped and resumed restarts its monitor at the checkpoint's evaluation k (the monitor's state is
-        # not in checkpoints), so a standing flag is raised again there: its replay is evals[:k] and evals[k:]
-        # each from a fresh monitor (k = 0: never resumed)
+        # A run stopped and resumed from a checkpoint written before checkpoints kept the monitor's state (two
+        # spectral-norm ring runs here) restarted its monitor at that evaluation k, so a standing flag was raised
+        # again there: its replay is evals[:k] and evals[k:] each from a fresh monitor (k = 0: never resumed)
         evals = run["evals"]
         replays = [monitor_accuracy.raised_flags(evals[:k], collapse_diversity=t)
                    + monitor_accuracy.raised_flags(evals[k:], collapse_diversity=t)
