@@ -339,6 +339,17 @@ def load_results(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _open_results(path: Path):
+    """``path`` opened to append lines, after cutting off a last line left without its newline by a kill (a
+    line appended to it would be lost with it)."""
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+    return path.open("a")
+
+
 def _key(r: dict) -> tuple:
     return (r["cell"], r["dataset"], r["seed"], r["steps"], r.get("protocol", "pacgan"), r.get("set", ""))
 
@@ -371,7 +382,7 @@ def _run_planned(jobs: list[Job], suite: str, out: Path, workers: int, progress:
     todo = [j for j in jobs if j.key not in done]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), disable=not progress, unit="run", desc="bench")
     try:
-        with results_path.open("a") as f:
+        with _open_results(results_path) as f:
             for results in _imap(_run_unit, units(todo, vectorize), workers):
                 for result in results:
                     f.write(json.dumps(result) + "\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gantricks.bench import cells, plan, run_bench
+from gantricks.bench import cells, load_results, plan, run_bench
 from gantricks.registry import schemes, tricks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,8 +41,20 @@ def test_the_plan_has_the_baseline_every_trick_and_scheme_and_the_recipes(tmp_pa
                                                                         for s in range(10)}
 
 
+def test_a_line_cut_by_a_kill_is_dropped_and_the_next_line_kept(tmp_path):
+    from gantricks.bench import _open_results
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps({"cell": "a"}) + "\n" + '{"cell": "b", "mod')      # killed mid-write
+    with _open_results(path) as f:
+        f.write(json.dumps({"cell": "c"}) + "\n")
+    assert [r["cell"] for r in load_results(path)] == ["a", "c"]
+    with _open_results(path) as f:                                                  # a whole file is kept whole
+        f.write(json.dumps({"cell": "d"}) + "\n")
+    assert [r["cell"] for r in load_results(path)] == ["a", "c", "d"]
+
+
 def _results(out: Path) -> dict:
-    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    lines = load_results(out / "results.jsonl")       # a line cut by the kill is not a result
     keys = [(r["cell"], r["dataset"], r["seed"]) for r in lines]
     assert len(keys) == len(set(keys)), "a finished run was run again"
     return {k: {m: r[m] for m in METRICS} for k, r in zip(keys, lines)}
