@@ -7,7 +7,11 @@ Each results line (``gantricks bench``) keeps every evaluation of its run. The m
 evaluation is scored against the truth from the mode counts: **collapsed** as :mod:`gantricks.collapse`
 defines it (at most half the modes covered by sharp samples, or a reverse KL above log 2). Reported per
 dataset: precision and recall of "the mode-collapse flag is up at this evaluation" over evaluations, and
-per run the steps from the first collapsed evaluation to the first flagged one.
+per run the steps from the first collapsed evaluation to the first flagged one. Of the collapsed runs the
+collapse flag never caught, the table also counts those whose live monitor (the ``flags`` of the results
+line, raised during training) said the run failed another way, D winning or a divergence: G's samples
+pushed off the data by a D that wins, with G's gradient vanishing, are "collapsed" by both truths (no mode
+covered; every sample nearest the same mode) though their spread is many times the data's.
 
 A second truth, **collapsed by mass** (:func:`gantricks.collapse.collapsed_mass`: every sample's nearest
 mode, a histogram at least as uneven as an even spread over half the modes), is scored too on the runs
@@ -31,6 +35,7 @@ from gantricks.collapse import collapsed_counts, collapsed_mass
 from gantricks.monitor import Monitor
 
 GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
+OTHER_FAILURES = ("discriminator-wins", "divergence")
 
 
 def load(paths: list[Path]) -> list[dict]:
@@ -75,7 +80,7 @@ def replay(run: dict, truth: str = "sharp", **thresholds) -> list[tuple[int, boo
 
 def score(runs: list[dict], truth: str = "sharp", **thresholds) -> dict:
     tp = fp = fn = tn = 0
-    delays, missed = [], 0
+    delays, missed, other = [], 0, 0
     for run in runs:
         seq = replay(run, truth, **thresholds)
         for _, flagged, collapsed in seq:
@@ -88,6 +93,7 @@ def score(runs: list[dict], truth: str = "sharp", **thresholds) -> dict:
             flag = next((s for s, flagged, _ in seq if flagged and s >= onset), None)
             if flag is None:
                 missed += 1
+                other += any(f["flag"] in OTHER_FAILURES for f in run.get("flags", []))
             else:
                 delays.append(flag - onset)
     precision = tp / (tp + fp) if tp + fp else math.nan
@@ -96,7 +102,7 @@ def score(runs: list[dict], truth: str = "sharp", **thresholds) -> dict:
     return {"runs": len(runs), "evaluations": tp + fp + fn + tn, "collapsed": tp + fn, "tp": tp, "fp": fp,
             "fn": fn, "tn": tn, "precision": precision, "recall": recall, "f1": f1,
             "median_delay": statistics.median(delays) if delays else None,
-            "runs_collapsed_never_flagged": missed}
+            "runs_collapsed_never_flagged": missed, "of_them_other_failure_flagged": other}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,7 +131,7 @@ def table(all_runs: list[dict], truth: str, fit_on: str) -> None:
     best = max(GRID, key=lambda t: (score(fit, truth, collapse_diversity=t)["f1"], t == default)) if fit else default
     print(f"collapse_diversity chosen on {fit_on} ({len(fit)} runs): {best} (the monitor's default: {default})")
     print("| dataset | threshold | runs | evaluations | collapsed | precision | recall | median steps onset → flag "
-          "| collapsed runs never flagged |")
+          "| collapsed runs never flagged (of them, D wins or divergence flagged) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for ds in datasets:
         part = [r for r in runs if r["dataset"] == ds]
@@ -134,7 +140,7 @@ def table(all_runs: list[dict], truth: str, fit_on: str) -> None:
             held = "" if ds == fit_on else " (held out)"
             print(f"| {ds}{held} | {name} {t} | {s['runs']} | {s['evaluations']} | {s['collapsed']} | "
                   f"{s['precision']:.2f} | {s['recall']:.2f} | {s['median_delay']} | "
-                  f"{s['runs_collapsed_never_flagged']} |")
+                  f"{s['runs_collapsed_never_flagged']} ({s['of_them_other_failure_flagged']}) |")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,11 @@ def test_score_counts_by_hand():
     # the diversity rule never fires; the partial-collapse rule does where 7 modes are empty twice running
     partial = monitor_accuracy.score(runs, collapse_diversity=0.05)
     assert (partial["tp"], partial["fp"], partial["runs_collapsed_never_flagged"]) == (1, 0, 1)
+    assert partial["of_them_other_failure_flagged"] == 0
+    runs[1]["flags"] = [{"step": 150, "flag": "discriminator-wins"}, {"step": 160, "flag": "oscillation"}]
+    assert monitor_accuracy.score(runs, collapse_diversity=0.05)["of_them_other_failure_flagged"] == 1
+    runs[1]["flags"] = [{"step": 160, "flag": "oscillation"}]                  # hopping is not a failure named
+    assert monitor_accuracy.score(runs, collapse_diversity=0.05)["of_them_other_failure_flagged"] == 0
 
 
 def test_script_runs_on_the_checked_in_results(capsys):
