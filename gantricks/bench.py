@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .config import TrainConfig, from_mapping
-from .errors import ConfigError, Stopped
+from .errors import ConfigError, GantricksError, RunFolderBusy, Stopped
 from .published import PACGAN_TABLE1, STACKED_MNIST, VEEGAN_TABLE1
 from .registry import losses, schemes, tricks
 from .runlock import RunLock
@@ -232,8 +232,8 @@ def _run_job(job: Job) -> dict[str, Any]:
     try:
         final = train(job.config(), run.root, resume=resume, overwrite=not resume)
         error = None
-    except Stopped:           # asked to stop (SIGTERM, Ctrl-C): the run's checkpoint is written; not a result
-        raise
+    except (Stopped, RunFolderBusy):   # asked to stop (its checkpoint is written), or another process (a worker
+        raise                          # of a killed bench) still trains in the folder: not a result
     except Exception as err:  # a diverging cell is a result too
         final, error = {}, f"{type(err).__name__}: {err}"
     line = {**_result(job, final, run.records(), error),
@@ -340,13 +340,21 @@ def load_results(path: Path) -> list[dict[str, Any]]:
 
 
 def _open_results(path: Path):
-    """``path`` opened to append lines, after cutting off a last line left without its newline by a kill (a
-    line appended to it would be lost with it)."""
+    """``path`` opened to append lines, after ending a last line left without its newline by a kill (a line
+    appended to it would be lost with it): cut off if it is not whole, given its newline if it is (as
+    :func:`load_results` read it: a line it counted as done stays)."""
     if path.exists():
         data = path.read_bytes()
         if data and not data.endswith(b"\n"):
-            with path.open("r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
+            start = data.rfind(b"\n") + 1
+            try:
+                json.loads(data[start:])
+            except ValueError:
+                with path.open("r+b") as f:
+                    f.truncate(start)
+            else:
+                with path.open("ab") as f:
+                    f.write(b"\n")
     return path.open("a")
 
 
@@ -401,6 +409,16 @@ def _run_planned(jobs: list[Job], suite: str, out: Path, workers: int, progress:
 
 
 def _warm_worker() -> None:
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = mp.parent_process()
+    if parent is not None:    # the bench killed (SIGKILL): stop this worker's run as a SIGTERM would, rather than
+        # train on without it (holding a run folder a rerun needs) and pick up the runs still queued
+        def watch() -> None:
+            wait([parent.sentinel])
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
     import matplotlib.pyplot  # noqa: F401
     import torch.utils.tensorboard  # noqa: F401
 
@@ -418,11 +436,12 @@ def _imap(fn, items: list, workers: int) -> Iterable:
     # each run seeds itself, so a worker serves many; the imports are paid before the first run's CPU clock
     with ctx.Pool(min(workers, len(items)), initializer=_warm_worker) as pool, _Forward(pool) as asked:
         results, busy = pool.imap_unordered(fn, items), min(workers, len(items))
+        started = list(pool._pool)         # the workers; Pool replaces one that dies, but its run never reports
         stopped: Stopped | None = None
         for _ in items:
             asking = asked.signum is not None or stopped is not None
             try:      # once asked to stop, a run gets two minutes to write its checkpoint (an evaluation may be on)
-                result = results.next(timeout=120 if asking else None)
+                result = results.next(timeout=120) if asking else _next_or_lost(results, started, asked)
             except mp.TimeoutError:
                 break
             except Stopped as err:         # one run's checkpoint is written; wait for the others' too
@@ -439,6 +458,21 @@ def _imap(fn, items: list, workers: int) -> Iterable:
             raise Stopped(asked.signum or stopped.signum, "stopped")       # _run_planned says what to do next
         pool.close()      # let the workers exit on their own: a terminated one leaves its semaphores behind
         pool.join()
+
+
+def _next_or_lost(results, started: list, asked: "_Forward"):
+    """The next result; :class:`GantricksError` when a worker died unasked (killed: its run never reports)."""
+    while True:
+        try:
+            return results.next(timeout=5)
+        except mp.TimeoutError:
+            if asked.signum is not None:          # a worker idle when the signal came dies of it: not lost
+                return results.next(timeout=120)
+            lost = next((w for w in started if w.exitcode is not None), None)
+            if lost is not None:
+                how = f"signal {-lost.exitcode}" if lost.exitcode < 0 else f"exit status {lost.exitcode}"
+                raise GantricksError(f"bench worker (pid {lost.pid}) died ({how}) during a run; the runs under way "
+                                     f"keep their checkpoints: rerun the same command to continue")
 
 
 class _Forward(StopRequest):

@@ -484,7 +484,9 @@ def _check_claim(run: RunDir, overwrite: bool) -> bool:
     Nothing that is not a run folder is ever replaced: not a file, not a folder of someone's work.
     """
     _refuse_file(run)
-    if run.root.is_dir() and any(p.name != LOCK_NAME for p in run.root.iterdir()):
+    # a new run killed before it wrote its config leaves at most its lock and its config's temporary file
+    leftovers = {LOCK_NAME, run.config.name + ".tmp"}
+    if run.root.is_dir() and any(p.name not in leftovers for p in run.root.iterdir()):
         if not overwrite:
             raise ConfigError(f"run folder {run.root} already exists; pass --resume to continue it "
                               f"or --overwrite to replace it")

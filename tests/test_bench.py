@@ -51,6 +51,21 @@ def test_a_line_cut_by_a_kill_is_dropped_and_the_next_line_kept(tmp_path):
     with _open_results(path) as f:                                                  # a whole file is kept whole
         f.write(json.dumps({"cell": "d"}) + "\n")
     assert [r["cell"] for r in load_results(path)] == ["a", "c", "d"]
+    path.write_text(path.read_text() + json.dumps({"cell": "e"}))        # whole but for its newline: done, kept
+    with _open_results(path) as f:
+        f.write(json.dumps({"cell": "f"}) + "\n")
+    assert [r["cell"] for r in load_results(path)] == ["a", "c", "d", "e", "f"]
+
+
+def test_a_run_killed_before_its_config_was_renamed_starts_afresh(tmp_path):
+    """SIGKILL between writing config.toml.tmp and renaming it leaves the lock and that file: the rerun trains
+    the run, not records "not a gantricks run folder" as its result."""
+    run = tmp_path / "b" / "runs" / "fast" / "baseline" / "ring8" / "seed0"
+    run.mkdir(parents=True)
+    (run / ".lock").write_text("12345\n")
+    (run / "config.toml.tmp").write_text("seed = 0\n")
+    [r] = run_bench("ring8", 1, 4, tmp_path / "b", only=["baseline"], progress=False, protocol="fast")
+    assert r["error"] is None and r["modes_covered"] is not None
 
 
 def _results(out: Path) -> dict:
@@ -203,3 +218,79 @@ def test_a_second_bench_on_the_same_folder_is_refused(tmp_path, capsys):
     finally:
         held.release()
     assert run_bench("ring8", 1, 2, tmp_path / "b", only=["baseline"], progress=False, protocol="fast")
+
+
+def _children(pid: int) -> list[int]:
+    """The bench's pool workers (not multiprocessing's resource tracker)."""
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_killed_alone_ends_the_bench_with_one_line_and_a_rerun_finishes(tmp_path):
+    """SIGKILL to one worker (the OOM killer's way): its run never reports; the bench must not wait for it for
+    ever, but stop with one line and exit 2, and the same command then finishes."""
+    out = tmp_path / "b"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "gantricks", "bench", "--suite", "ring8", "--protocol", "fast", "--only", "baseline",
+           "--seeds", "2", "--steps", "3000", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lock = out / "runs" / "fast" / "baseline" / "ring8" / "seed0" / ".lock"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
+            time.sleep(0.05)
+        os.kill(int(lock.read_text()), signal.SIGKILL)          # the worker training seed 0
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 2, err[-2000:]
+    assert "died (signal 9) during a run" in err and "rerun the same command" in err and "Traceback" not in err
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = load_results(out / "results.jsonl")
+    assert sorted(r["seed"] for r in lines) == [0, 1] and not any(r["error"] for r in lines)
+
+
+@pytest.mark.timeout(300)
+def test_a_bench_killed_alone_stops_its_workers_at_a_checkpoint(tmp_path):
+    """SIGKILL to the bench alone: its workers must not train on without it (holding run folders a rerun needs,
+    and taking the runs still queued); each writes its run's checkpoint and exits."""
+    out = tmp_path / "b"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "gantricks", "bench", "--suite", "ring8", "--protocol", "fast", "--only", "baseline",
+           "--seeds", "4", "--steps", "20000", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    runs = out / "runs" / "fast" / "baseline" / "ring8"
+    metrics = [runs / f"seed{s}" / "metrics.jsonl" for s in (0, 1)]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(m.exists() and m.stat().st_size for m in metrics):
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    proc.kill()
+    proc.wait()
+    try:
+        assert len(workers) == 2
+        deadline = time.time() + 60
+        while time.time() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "a worker trains on without its bench"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)       # whatever of the bench's group is left
+        except ProcessLookupError:
+            pass
+    assert all(list((runs / f"seed{s}" / "checkpoints").glob("*.pt")) for s in (0, 1)), "each wrote its checkpoint"
+    assert not (runs / "seed2").exists() and not (runs / "seed3").exists(), "the runs still queued never start"
