@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -38,17 +39,70 @@ GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
 OTHER_FAILURES = ("discriminator-wins", "divergence")
 
 
+class BadResults(Exception):
+    """A results file this script cannot score: one line, exit 2 (from :func:`main`)."""
+
+
 def load(paths: list[Path]) -> list[dict]:
+    """The runs of bench results files that have evaluations and no error. A last line cut by a kill is left
+    out; any other line that is not a run with evaluations the monitor can replay is :class:`BadResults`."""
     runs = []
     for path in paths:
-        for line in path.read_text().splitlines():
+        if path.is_dir():
+            raise BadResults(f"{path} is a folder, not a results file (its results.jsonl?)")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise BadResults(f"no such results file: {path}") from None
+        except OSError as err:
+            raise BadResults(f"cannot read {path}: {err.strerror or err}") from None
+        except UnicodeDecodeError as err:
+            raise BadResults(f"{path} is not UTF-8 text (byte {err.start}): not bench results") from None
+        lines = text.split("\n")
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
                 r = json.loads(line)
             except json.JSONDecodeError:
-                continue
+                if n == len(lines):
+                    continue                      # the last line, cut by a kill
+                raise BadResults(f"{path} line {n} is not JSON") from None
+            if not isinstance(r, dict):
+                raise BadResults(f"{path} line {n} is a JSON {type(r).__name__}, not a bench result")
             if r.get("evals") and not r.get("error"):
+                why = _not_replayable(r)
+                if why:
+                    raise BadResults(f"{path} line {n}: {why}")
                 runs.append(r)
+    if not runs:
+        raise BadResults(f"no run with evaluations in {', '.join(map(str, paths))}")
     return runs
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _not_replayable(r: dict) -> str:
+    """Why the monitor cannot be replayed on run ``r``'s evaluations; empty if it can."""
+    if not isinstance(r.get("dataset"), str):
+        return "no 'dataset'"
+    if not isinstance(r["evals"], list) or not all(isinstance(e, dict) for e in r["evals"]):
+        return "'evals' is not a list of evaluations"
+    for e in r["evals"]:
+        if not _number(e.get("step")):
+            return f"an evaluation's 'step' is {json.dumps(e.get('step'))}"
+        counts = e.get("mode_counts")
+        if not isinstance(counts, list) or not all(_number(c) for c in counts):
+            return f"the evaluation at step {e['step']} has no list of 'mode_counts'"
+        for key in ("modes_covered", "modes", "diversity_ratio", "high_quality_pct"):
+            if key in e and e[key] is not None and not _number(e[key]):
+                return f"the evaluation at step {e['step']} has {key!r} {json.dumps(e[key])}"
+        nearest = e.get("nearest_counts")
+        if nearest is not None and not (isinstance(nearest, list) and all(_number(c) for c in nearest)):
+            return f"the evaluation at step {e['step']} has 'nearest_counts' {json.dumps(nearest)[:40]}"
+    return ""
 
 
 def replay_evals(evals: list[dict], **thresholds) -> Iterator[tuple[dict, Monitor, list]]:
@@ -112,10 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--truth", choices=["sharp", "mass", "both"], default="both",
                    help="the truth scored against (default both; mass only on runs that recorded it)")
     args = p.parse_args(argv)
-    missing = [str(path) for path in args.results if not path.is_file()]
-    if missing:
-        p.error(f"no such results file: {', '.join(missing)}")
-    runs = load(args.results)
+    try:
+        runs = load(args.results)     # --fit naming no dataset here scores them all with the default threshold
+    except BadResults as err:
+        print(f"monitor_accuracy: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     for truth in (["sharp", "mass"] if args.truth == "both" else [args.truth]):
         table(runs, truth, args.fit)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .config import TrainConfig, from_mapping
-from .errors import ConfigError, GantricksError, RunFolderBusy, Stopped
+from .errors import ConfigError, GantricksError, NonFiniteError, RunFolderBusy, Stopped
 from .published import PACGAN_TABLE1, STACKED_MNIST, VEEGAN_TABLE1
 from .registry import losses, schemes, tricks
-from .runlock import RunLock
+from .runlock import LOCK_NAME, RunLock, is_temporary, write_atomic
 from .stopping import StopRequest
 
 SUITES = {"mixtures": ("ring8", "grid25"), "ring8": ("ring8",), "grid25": ("grid25",),
@@ -168,7 +168,8 @@ def parse_settings(settings: str | Sequence[str]) -> dict[str, str]:
             raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
         if key in _NOT_SETTABLE:
             raise ConfigError(f"--set {key}: the bench sets {key} itself"
-                              + (f"; use --{key}" if key in ("seed", "steps", "device") else ""))
+                              + {"seed": "; choose how many with --seeds", "steps": "; use --steps",
+                                 "device": "; use --device"}.get(key, ""))
         out[key] = value
     return out
 
@@ -188,10 +189,14 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int | None, 
     steps = DEFAULT_STEPS.get(protocol, 20_000) if steps is None else steps
     if seeds < 1 or steps < 1:
         raise ConfigError("--seeds and --steps must be >= 1")
+    if seeds > MAX_SEEDS:
+        raise ConfigError(f"--seeds {seeds}: at most {MAX_SEEDS:,} per cell and dataset")
     from .build import resolve_device
     resolve_device(device)               # no CUDA here: one line now, not a failed result per run
     table = cells()
-    names = list(only) if only else _distinct(table)
+    if only is not None and not only:
+        raise ConfigError("--only names no cell; give comma-separated cells (`gantricks list` names them)")
+    names = list(dict.fromkeys(only)) if only else _distinct(table)     # a cell named twice runs once
     unknown = [n for n in names if n not in table]
     if unknown:
         raise ConfigError(f"unknown cell {unknown[0]!r}; cells are: {', '.join(table)}")
@@ -205,7 +210,32 @@ def plan(suite: str, only: Sequence[str] | None, seeds: int, steps: int | None, 
                 protocol, device, setting) for cell in names for ds in SUITES[suite] for seed in range(seeds)]
     for job in jobs:                     # refuse bad cells before any work starts
         job.config()
+    if setting:                          # and a --set that a net, loss or trick refuses: built once per dataset
+        from .build import build_data, build_gan
+        for config in {j.dataset: j.config() for j in jobs}.values():
+            sampler = build_data(config)
+            build_gan(config, sampler.shape, getattr(sampler, "num_classes", None))
     return jobs
+
+
+MAX_SEEDS = 10_000
+_BENCH_FILES = {LOCK_NAME, "runs", "results.jsonl", "report.md", "report.html", "summary.json"}
+
+
+def check_out(out: Path) -> None:
+    """Refuse a bench ``--out`` that is not a bench folder: a file, or a folder holding files that no bench
+    wrote (a training run's folder, someone's work), which the reports would overwrite."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a bench folder; choose another --out")
+    if not out.is_dir():
+        return
+    try:
+        names = sorted(p.name for p in out.iterdir())
+    except OSError as err:
+        raise ConfigError(f"cannot read --out {out}: {err.strerror or err}") from None
+    if "results.jsonl" not in names and (foreign := [n for n in names if n not in _BENCH_FILES]):
+        raise ConfigError(f"--out {out} holds files that no bench wrote ({', '.join(foreign[:3])}"
+                          f"{', …' if len(foreign) > 3 else ''}); choose a new or empty folder")
 
 
 def _needs_images(overrides: dict[str, Any]) -> bool:
@@ -229,18 +259,37 @@ def _run_job(job: Job) -> dict[str, Any]:
     run = RunDir(Path(job.out))
     cpu0, t0 = time.process_time(), time.perf_counter()
     resume = run.config.exists()
+    _check_run_folder(run, job, resume)
     try:
-        final = train(job.config(), run.root, resume=resume, overwrite=not resume)
+        final = train(job.config(), run.root, resume=resume, overwrite=False)
         error = None
-    except (Stopped, RunFolderBusy):   # asked to stop (its checkpoint is written), or another process (a worker
-        raise                          # of a killed bench) still trains in the folder: not a result
-    except Exception as err:  # a diverging cell is a result too
+    except NonFiniteError as err:      # a diverging cell is a result
+        final, error = {}, f"{type(err).__name__}: {err}"
+    except GantricksError:   # bad input (a --set, a damaged run folder), asked to stop (its checkpoint is written), or
+        raise                # a folder another process trains in: no result; the bench stops with the reason
+    except Exception as err:  # so is a cell that crashes
         final, error = {}, f"{type(err).__name__}: {err}"
     line = {**_result(job, final, run.records(), error),
             "cpu_s": round(time.process_time() - cpu0, 2), "wall_s": round(time.perf_counter() - t0, 2)}
     if resume and final.get("cpu_s") is not None:   # the run's own clocks, summed over its parts by its checkpoints
         line.update(cpu_s=round(final["cpu_s"], 2), wall_s=round(final["wall_s"], 2), resumed=True)
     return line
+
+
+def _check_run_folder(run, job: Job, resume: bool) -> None:
+    """Refuse to train in a run folder this bench cannot resume as this job, nor replace: one with files but
+    no config (nothing of it is deleted), or a run of another length (its folder's name has no steps)."""
+    from .config import load_toml
+
+    if not resume:
+        if run.root.is_dir() and (other := sorted(p.name for p in run.root.iterdir() if p.name != LOCK_NAME and not is_temporary(p.name))):
+            raise ConfigError(f"run folder {run.root} holds files ({', '.join(other[:3])}) but no config.toml: "
+                              f"not a run this bench can resume; move it away and rerun")
+        return
+    saved = load_toml(run.config).steps
+    if saved != job.steps:
+        raise ConfigError(f"run folder {run.root} holds a run of {saved:,} steps, and this bench asks "
+                          f"{job.steps:,}: use another --out for another length")
 
 
 def machine() -> dict[str, Any]:
@@ -328,15 +377,58 @@ def units(todo: Sequence[Job], vectorize: bool) -> list[tuple]:
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:
+    """The lines of a bench's ``results.jsonl``. A last line cut by a kill (no newline, not JSON) is left out,
+    and its run done again; any other line that is not a bench result is a :class:`ConfigError` naming it."""
     if not path.exists():
         return []
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}): not a bench's results") from None
+    lines = text.split("\n")
+    last = lines.pop()                        # "" when the file ends with its newline
     out = []
-    for line in path.read_text().splitlines():
+    for n, line in enumerate(lines + [last], 1):
+        if not line.strip():
+            continue
         try:
-            out.append(json.loads(line))
+            r = json.loads(line)
         except json.JSONDecodeError:
-            pass   # a line cut by a kill; that run is done again
+            if n > len(lines):
+                continue                      # cut by a kill
+            raise ConfigError(f"{path} line {n} is not JSON: not a bench's results (move the file away, or "
+                              f"remove the line to run its run again)") from None
+        why = _not_a_result(r)
+        if why:
+            raise ConfigError(f"{path} line {n} is not a bench result ({why}); move the file away, or remove the "
+                              f"line to run its run again")
+        out.append(r)
     return out
+
+
+_NUMBER = (int, float)
+_FIELDS = {"cell": (str,), "dataset": (str,), "seed": (int,), "steps": (int,), "protocol": (str,), "set": (str,),
+           "error": (str, type(None)), "cpu_s": (*_NUMBER, type(None)), "modes_covered": (*_NUMBER, type(None)),
+           "high_quality_pct": (*_NUMBER, type(None)), "reverse_kl": (*_NUMBER, type(None)),
+           "evals": (list,), "mode_counts": (list, type(None))}
+_REQUIRED = ("cell", "dataset", "seed", "steps")
+
+
+def _not_a_result(r: Any) -> str:
+    """Why ``r`` (one parsed line) is not a bench result line; empty if it is one."""
+    if not isinstance(r, dict):
+        return f"a JSON {type(r).__name__}, not an object"
+    missing = [k for k in _REQUIRED if k not in r]
+    if missing:
+        return f"no {missing[0]!r}"
+    for key, types in _FIELDS.items():
+        if key in r and (not isinstance(r[key], types) or isinstance(r[key], bool)):
+            return f"{key!r} is {json.dumps(r[key])[:40]}"
+    if not all(isinstance(e, dict) for e in r.get("evals", [])):
+        return "'evals' holds something other than evaluations"
+    return ""
 
 
 def _open_results(path: Path):
@@ -371,6 +463,7 @@ def run_bench(suite: str, seeds: int, steps: int | None, out: Path, workers: int
     ``vectorize``: the seeds of a cell that can run side by side train as one batched model
     (:mod:`gantricks.vectorized`); the others alone, and each line says which ran how."""
     jobs = plan(suite, only, seeds, steps, out, protocol, device, settings)   # a bad plan makes no folder
+    check_out(out)
     # one bench per folder: a second would train the same runs and interleave their lines
     lock = RunLock.acquire(out)
     lock.write_pid()
@@ -532,7 +625,8 @@ def summarize(results: Sequence[dict], order: Sequence[str], kind: str = "mixtur
             metrics = [m for d, m, _, _ in COLUMNS[kind] if d == ds]
             stats = {m: mean_se(vals) if (vals := [float(r[m]) for r in ok if r.get(m) is not None]) else None
                      for m in metrics}
-            row[ds] = {"n": len(ok), "failed": len(rs) - len(ok), "cpu_s": mean_se([r["cpu_s"] for r in rs])[0],
+            cpu = [r["cpu_s"] for r in rs if r.get("cpu_s") is not None]
+            row[ds] = {"n": len(ok), "failed": len(rs) - len(ok), "cpu_s": mean_se(cpu)[0] if cpu else None,
                        "steps": rs[0]["steps"], "min_modes": min((r["modes_covered"] for r in ok), default=None),
                        **stats}
         rows.append(row)
@@ -556,10 +650,10 @@ def report_table(rows: Sequence[dict], kind: str = "mixtures") -> str:
         cols = [row["cell"]] + [_fmt(row[ds].get(m), digits) if ds in row else "—" for ds, m, _, digits in columns]
         any_ds = next((row[ds] for ds in datasets if ds in row), {})
         failed = sum(row[ds]["failed"] for ds in datasets if ds in row)
-        counts = [row[ds]["n"] if ds in row else 0 for ds in datasets]
-        seeds = (f"{counts[0]}" if len(set(counts)) == 1 else "/".join(map(str, counts))) \
+        counts = [row[ds]["n"] for ds in datasets if ds in row]      # a suite of one dataset: its count alone
+        seeds = (f"{counts[0]}" if len(set(counts)) <= 1 and counts else "/".join(map(str, counts)) or "0") \
             + (f" ({failed} failed)" if failed else "")
-        cpu = [row[ds]["cpu_s"] for ds in datasets if ds in row]
+        cpu = [row[ds]["cpu_s"] for ds in datasets if ds in row and row[ds]["cpu_s"] is not None]
         cols += [seeds, str(any_ds.get("steps", "—")), f"{sum(cpu) / len(cpu):.0f}" if cpu else "—"]
         lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
@@ -676,8 +770,8 @@ def write_report(out: Path, results: Sequence[dict], order: Sequence[str], proto
                  "baseline that collapses.", "", hopping_table(results, order), ""]
     text += [note, "", published, ""]
     path = out / "report.md"
-    path.write_text("\n".join(text))
-    (out / "summary.json").write_text(json.dumps(rows, indent=1))
+    write_atomic(path, "\n".join(text))              # replaces, never writes through, what is there
+    write_atomic(out / "summary.json", json.dumps(rows, indent=1))
     write_html(out, "gantricks trick matrix", text_intro, table, published, results, list(dict.fromkeys(order)),
                datasets=_datasets(kind), curves=MIXTURE_CURVES if kind == "mixtures" else IMAGE_CURVES)
     return path

@@ -68,6 +68,12 @@ def load_checkpoint(path: "str | Path", map_location: "str | torch.device" = "cp
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(err).__name__})") from None
     if not isinstance(state, dict) or "gan" not in state or "step" not in state:
         raise CheckpointError(f"{path} is not a gantricks checkpoint")
+    step = state["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{path} is not a gantricks checkpoint (its step is {step!r}, not a count of steps)")
+    if not isinstance(state["gan"], dict):
+        raise CheckpointError(f"{path} is not a gantricks checkpoint (its 'gan' entry is a "
+                              f"{type(state['gan']).__name__}, not a dict)")
     return state
 
 

@@ -171,11 +171,13 @@ def apply_recipe(base: TrainConfig, name: str) -> TrainConfig:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
+    only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only is not None else None
     if args.workers < 1:
         raise GantricksError(f"--workers must be >= 1, got {args.workers}")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise GantricksError(f"--out {args.out} is a file, not a bench folder; choose another --out")
+    if not args.out.strip():
+        raise GantricksError("--out is empty; name the bench folder")
+    if args.protocol is not None and not args.protocol.strip():
+        raise GantricksError("--protocol is empty; leave it out for the suite's default")
     run_bench(args.suite, args.seeds, args.steps, Path(args.out), workers=args.workers, only=only,
               protocol=args.protocol, device=args.device, settings=args.set or (), vectorize=args.vectorize)
     print((Path(args.out) / "report.md").read_text())
@@ -193,8 +195,11 @@ def cmd_diagnose(args) -> int:
 def cmd_eval(args) -> int:
     from .train import evaluate, open_run
 
+    if args.samples is not None and args.samples < 1:
+        raise GantricksError(f"--samples must be >= 1, got {args.samples}")
     config, gan, sampler, state = open_run(args.run, device=args.device)
-    metrics, _ = evaluate(gan, sampler, args.samples or config.eval_samples, seed=args.seed)
+    samples = args.samples if args.samples is not None else config.eval_samples
+    metrics, _ = evaluate(gan, sampler, samples, seed=args.seed)
     print(json.dumps({"step": int(state["step"]), **_public(metrics)}))
     return 0
 
@@ -361,8 +366,34 @@ def _import_all() -> None:
     load_entry_points()     # installed packages' components (entry points), for `list` and every name
 
 
+SEED_RANGE = (-2 ** 63, 2 ** 64)     # the seeds torch's generators take (Generator.manual_seed)
+
+
+def _seed(text: str) -> int:
+    """A ``--seed``: an integer torch's generators take, checked as the flag is read."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not SEED_RANGE[0] <= value < SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; torch takes seeds from -2**63 to 2**64 - 1")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Parse errors as one line, as every other error of the CLI (not four lines of usage above it)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{PROG}: error: {message}; see `{self.prog} --help`\n")
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line (``warnings.formatwarning``), as the CLI's errors are: no file, line or source."""
+    return f"{PROG}: warning: {' '.join(str(message).split())}\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="GAN training tricks against instability and mode collapse.")
+    parser = _Parser(prog=PROG, description="GAN training tricks against instability and mode collapse.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="every registered dataset, net, loss, trick, scheme and metric, and the recipes")
@@ -413,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="metrics of a run's newest checkpoint, as one JSON object")
     p.add_argument("run", help="run folder")
     p.add_argument("--samples", type=int, default=None, help="samples to draw (default: the run's eval_samples)")
-    p.add_argument("--seed", type=int, default=1234, help="noise seed (default: %(default)s, as in training)")
+    p.add_argument("--seed", type=_seed, default=1234, help="noise seed (default: %(default)s, as in training)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: the run's)")
     p.set_defaults(func=cmd_eval)
 
@@ -432,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw -n paths between pairs of noise draws instead of samples: a PNG grid (one path a "
                         "row) for images, a path plot for 2-D data, or the tensor (n, steps, ...) in .npy/.pt")
     p.add_argument("--steps", type=int, default=None, help="points on each interpolation path (default: 8)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
+    p.add_argument("--seed", type=_seed, default=0, help="noise seed (default: %(default)s)")
     p.add_argument("--out", required=True, help="file: .npy (streamed), .pt, or .png (a scatter or image grid)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: the run's)")
@@ -452,9 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.func is not cmd_list:     # list reads the catalog where it can, and imports nothing else
         _import_all()
+    shown = warnings.formatwarning
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("default")
+            warnings.formatwarning = _one_line_warning     # the CLI's output only; a library user's is untouched
             return args.func(args)
     except GantricksError as err:     # exit codes: errors.py (2 bad input, 3 non-finite, 128+N a signal)
         print(f"{PROG}: {'stopped' if isinstance(err, Stopped) else 'error'}: {err}", file=sys.stderr)
@@ -462,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":

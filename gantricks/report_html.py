@@ -14,6 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .runlock import write_atomic  # noqa: E402
+
 
 def _png(fig) -> str:
     buf = io.BytesIO()
@@ -111,7 +113,7 @@ def write_html(out: Path, title: str, intro: str, table_md: str, published_md: s
             parts.append(f"<h2>{ds}: samples of each cell (final step)</h2><div class='cells'>{''.join(shots)}</div>")
     parts.append("</body></html>")
     path = out / "report.html"
-    path.write_text("\n".join(parts))
+    write_atomic(path, "\n".join(parts))
     return path
 
 

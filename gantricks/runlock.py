@@ -20,6 +20,20 @@ except ImportError:  # pragma: no cover  (Windows)
 LOCK_NAME = ".lock"
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file renamed over it: a reader never sees half a file, and a
+    link at ``path`` is replaced, not written through."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file of :func:`write_atomic` (or of the older ``NAME.tmp`` form), which
+    a process killed before its rename leaves behind."""
+    return (name.startswith(".") and ".tmp-" in name) or name.endswith(".tmp")
+
+
 class RunLock:
     """The held lock of one run folder; :meth:`release` (or the process's death) frees it."""
 

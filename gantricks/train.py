@@ -34,7 +34,7 @@ from .checkpoint import list_checkpoints, load_latest, save_checkpoint
 from .config import TrainConfig, load_toml, to_toml
 from .data.sources import Sampler
 from .distributed import init_from_env, shutdown
-from .errors import ConfigError, GantricksError, NonFiniteError, Stopped
+from .errors import CheckpointError, ConfigError, GantricksError, NonFiniteError, Stopped
 from .gan import GAN, StepLogs
 from .conditional import balanced_labels
 from .metrics import mixture_coverage
@@ -42,7 +42,7 @@ from .metrics.conditional import conditional_metrics
 from .metrics.images import dataset_image_metrics
 from .metrics.overfit import gan_overfit_metrics
 from .monitor import Monitor
-from .runlock import LOCK_NAME, RunLock
+from .runlock import LOCK_NAME, RunLock, is_temporary, write_atomic
 from .stopping import StopRequest
 
 EVAL_SEED = 1234                      # evaluations draw noise from their own generator
@@ -80,15 +80,40 @@ class RunDir:
         return self.root / "tb"
 
     def records(self) -> list[dict[str, Any]]:
+        """The records of ``metrics.jsonl``, one JSON object a line (none when there is no file)."""
+        return [record for _, record in self.numbered_records()]
+
+    def numbered_records(self) -> list[tuple[int, dict[str, Any]]]:
+        """:meth:`records` with each one's line number. A last line without its newline that is not whole
+        (cut by a kill while it was written) is dropped; any other line that is not a JSON object is a
+        :class:`ConfigError` naming the file and line, not the silent end of the records."""
         if not self.metrics.exists():
             return []
-        out = []
-        for line in self.metrics.read_text().splitlines():
+        try:
+            *lines, cut = self.metrics.read_bytes().split(b"\n")     # cut: what follows the last newline
+        except OSError as err:
+            raise ConfigError(f"cannot read {self.metrics}: {err.strerror or err}") from None
+        out = [(number, self._parse_line(line, number)) for number, line in enumerate(lines, 1) if line.strip()]
+        if cut.strip():
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:   # a line cut by a kill
-                break
+                out.append((len(lines) + 1, self._parse_line(cut, len(lines) + 1)))
+            except ConfigError:       # a line cut by a kill
+                pass
         return out
+
+    def _parse_line(self, line: bytes, number: int) -> dict[str, Any]:
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            record, why = None, "not UTF-8 text"
+        except (ValueError, RecursionError):
+            record, why = None, "not JSON"
+        else:
+            why = "JSON, but not an object"
+        if not isinstance(record, dict):
+            raise ConfigError(f"{self.metrics}, line {number}: {why}; each line must be one JSON object "
+                              f"(only a last line cut by a kill is skipped)")
+        return record
 
     def truncate_records(self, step: int) -> None:
         """Drop records written after ``step`` (by a run killed after its last checkpoint)."""
@@ -127,11 +152,24 @@ def open_run(root: "str | Path", device: str | None = None) -> tuple[TrainConfig
     config = load_toml(run.config)
     if device is not None:
         config = config.replace(device=device)
-    _, state = load_latest(run.checkpoints)
+    checkpoint, state = load_latest(run.checkpoints)
     sampler = build_data(config)
     gan = build_gan(config, sampler.shape, getattr(sampler, "num_classes", None))
-    gan.load_state_dict(state["gan"], restore_rng=False)
+    _load_gan(gan, state, checkpoint, run.config, restore_rng=False)
     return config, gan, sampler, state
+
+
+def _load_gan(gan: GAN, state: dict, checkpoint: Path, config: Path, restore_rng: bool = True) -> None:
+    """Load a checkpoint's ``gan`` entry: a :class:`CheckpointError` in one line, not torch's thirty, when it
+    does not fit the nets that ``config`` describes (a config edited after training, or another run's file)."""
+    try:
+        gan.load_state_dict(state["gan"], restore_rng=restore_rng)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        why = f"it has no {err.args[0]!r} entry" if isinstance(err, KeyError) and err.args else \
+            " ".join(str(err).split()) or type(err).__name__
+        raise CheckpointError(f"checkpoint {checkpoint} does not fit the nets {config} describes "
+                              f"({why if len(why) <= 200 else why[:200] + '...'}); was the config changed "
+                              f"after training?") from None
 
 
 def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False, overwrite: bool = False,
@@ -184,7 +222,7 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
             torch.set_num_threads(config.threads)
         state = None
         if resume and list_checkpoints(run.checkpoints):
-            _, state = load_latest(run.checkpoints, set_aside=world.is_main)
+            checkpoint, state = load_latest(run.checkpoints, set_aside=world.is_main)
             if int(state["step"]) > config.steps:
                 raise ConfigError(f"the run in {out} is already at step {int(state['step'])}; --steps "
                                   f"{config.steps} would end before it (steps counts from the start of the "
@@ -197,7 +235,7 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
         if world.active:
             gan.distribute(world, sync_batchnorm=config.sync_bn)
         if state is not None:         # every rank loads the same checkpoint
-            gan.load_state_dict(state["gan"])
+            _load_gan(gan, state, checkpoint, run.config)
             sampler.load_state_dict(state["sampler"])
         if world.is_main:
             if resume:
@@ -485,8 +523,7 @@ def _check_claim(run: RunDir, overwrite: bool) -> bool:
     """
     _refuse_file(run)
     # a new run killed before it wrote its config leaves at most its lock and its config's temporary file
-    leftovers = {LOCK_NAME, run.config.name + ".tmp"}
-    if run.root.is_dir() and any(p.name not in leftovers for p in run.root.iterdir()):
+    if run.root.is_dir() and any(p.name != LOCK_NAME and not is_temporary(p.name) for p in run.root.iterdir()):
         if not overwrite:
             raise ConfigError(f"run folder {run.root} already exists; pass --resume to continue it "
                               f"or --overwrite to replace it")
@@ -601,9 +638,7 @@ def _progress(config: TrainConfig, initial: int, desc: str, enabled: bool):
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 def _mkdir(path: Path) -> Path:

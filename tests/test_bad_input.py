@@ -4,10 +4,12 @@ none comes back."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +98,171 @@ def test_cli_bad_input_is_one_line_exit_2_and_leaves_nothing(case, tmp_path, tra
         assert not (tmp_path / name).exists(), f"{name} left behind"
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before     # nothing lost or added
     assert {p: p.read_bytes() for p in trained.rglob("*") if p.is_file() and p.name != ".lock"} == run_before
+
+
+def _append(run: Path, *records) -> None:
+    """Lines at the end of metrics.jsonl: records, or the bytes of a line as they are."""
+    with (run / "metrics.jsonl").open("ab") as f:
+        f.write(b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in records))
+
+
+def _insert_line(run: Path, at: int, text: str) -> None:
+    """``text`` as line ``at`` of metrics.jsonl (1-based), the lines after it moved down."""
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (run / "metrics.jsonl").write_text("".join(lines[:at - 1] + [text + "\n"] + lines[at - 1:]))
+
+
+def _edit_checkpoint(run: Path, **changes) -> None:
+    path = list_checkpoints(run / "checkpoints")[-1]
+    torch.save({**torch.load(path, weights_only=True), **changes}, path)
+
+
+def _widen(run: Path) -> None:
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("width=16", "width=32"))
+
+
+def _replace_with_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+A_FLAG = {"kind": "flag", "step": 3, "flag": "oscillation", "detail": "D's loss swings"}
+
+# a damaged copy of a finished run: (damage, the command's arguments after the run folder, the message's words)
+DAMAGED = {
+    "a metrics line that is JSON but not an object": (
+        lambda r: _insert_line(r, 2, "1"), ["diagnose"], "metrics.jsonl, line 2: JSON, but not an object"),
+    "metrics.jsonl not UTF-8": (
+        lambda r: _append(r, b"caf\xe9"), ["diagnose"], "not UTF-8 text"),
+    "metrics.jsonl a folder": (
+        lambda r: _replace_with_folder(r / "metrics.jsonl"), ["diagnose"], "cannot read"),
+    "a garbage line in the middle, flags after it": (     # was: the records silently ended there
+        lambda r: (_insert_line(r, 2, "garbage"), _append(r, A_FLAG)), ["diagnose"], "line 2: not JSON"),
+    "a flag record of an unknown flag without its detail": (
+        lambda r: _append(r, {"kind": "flag", "step": 3, "flag": "nope"}), ["diagnose"],
+        "a flag record without its 'flag' name or its 'detail'"),
+    "a flag record without its flag": (
+        lambda r: _append(r, {"kind": "flag", "step": 3, "detail": "x"}), ["diagnose"],
+        "a flag record without its 'flag' name"),
+    "an eval record with modes_covered but no modes": (
+        lambda r: _append(r, {"kind": "eval", "step": 4, "modes_covered": 3}), ["diagnose"],
+        "an eval record with 'modes_covered' but no 'modes'"),
+    "a train record without its step": (
+        lambda r: _append(r, {"kind": "train", "d_loss": 1.0}), ["diagnose"], "a train record without an integer 'step'"),
+    "a string d_real": (
+        lambda r: _append(r, {"kind": "train", "step": 5, "d_real": "abc", "d_fake": 0.1}), ["diagnose"],
+        "'d_real' is 'abc', not a number"),
+    "plots a file": (
+        lambda r: (shutil.rmtree(r / "plots"), (r / "plots").write_text("mine")), ["diagnose"],
+        "is a file, not the run's plots folder"),
+    "a plot that cannot be written (as in a read-only run folder, which root may write)": (
+        lambda r: (r / "plots" / "diagnosis.png").mkdir(), ["diagnose"], "cannot write the plots of"),
+    "eval: a config whose G is wider than the checkpoint's": (
+        _widen, ["eval"], "does not fit the nets"),
+    "sample: a config whose G is wider than the checkpoint's": (
+        _widen, ["sample", "--out", "{tmp}/s.npy"], "does not fit the nets"),
+    "resume: a config whose G is wider than the checkpoint's": (
+        _widen, ["train", "--resume", "--steps", "8", "--no-progress"], "does not fit the nets"),
+    "eval: an empty config.toml": (
+        lambda r: (r / "config.toml").write_text(""), ["eval"], "does not fit the nets"),
+    "eval: a checkpoint whose gan entry is empty": (
+        lambda r: _edit_checkpoint(r, gan={}), ["eval"], "has no 'modules' entry"),
+    "eval: a checkpoint whose step is not a number": (
+        lambda r: _edit_checkpoint(r, step="abc"), ["eval"], "its step is 'abc', not a count of steps"),
+    "eval: a seed torch does not take": (
+        lambda r: None, ["eval", "--seed", "99999999999999999999999"], "--seed: 99999999999999999999999 is out of range"),
+    "sample: a seed torch does not take": (
+        lambda r: None, ["sample", "--seed", "-99999999999999999999999", "--out", "{tmp}/s.npy"], "is out of range"),
+    "eval --samples 0 (was: the run's 2500)": (
+        lambda r: None, ["eval", "--samples", "0"], "--samples must be >= 1, got 0"),
+    "eval --samples -5": (
+        lambda r: None, ["eval", "--samples", "-5"], "--samples must be >= 1, got -5"),
+}
+
+
+def _exit_status(args) -> int:
+    try:
+        return main(args)
+    except SystemExit as err:     # a parse error: argparse exits
+        return err.code
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_a_damaged_run_folder_is_one_line_exit_2_and_loses_nothing(case, tmp_path, trained, capsys):
+    damage, command, words = DAMAGED[case]
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns(".lock"))
+    damage(run)
+    before = {p for p in tmp_path.rglob("*")}
+    args = [command[0], *(["--out"] if command[0] == "train" else []), str(run),
+            *(a.format(tmp=tmp_path) for a in command[1:])]
+    assert _exit_status(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gantricks: error: ") and words in err[0], err
+    assert before <= {p for p in tmp_path.rglob("*")}      # nothing deleted
+    assert not (tmp_path / "s.npy").exists()
+
+
+def test_diagnose_names_a_flag_it_does_not_know_with_the_remedies_of_its_record(tmp_path, trained, capsys):
+    """A flag of a newer version or a plugin: shown with the remedies its record carries, not a KeyError."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns(".lock"))
+    _append(run, {"kind": "flag", "step": 3, "flag": "new-flag", "detail": "seen", "remedies": ["ema", "r1"]},
+            {"kind": "flag", "step": 4, "flag": "odd-flag", "detail": "seen too"}, A_FLAG)
+    assert main(["diagnose", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "  new-flag: ema, r1" in out and "  odd-flag: (a flag this version of gantricks does not know" in out
+    assert "  oscillation: ema" in out and "  step       4  odd-flag            seen too" in out
+
+
+def test_only_a_last_line_cut_by_a_kill_is_skipped(tmp_path, trained, capsys):
+    """A run killed while writing a record leaves half a line, without its newline, last: diagnose (and
+    resume) read the records before it. A line that is not JSON anywhere else is an error naming it."""
+    from gantricks.train import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns(".lock"))
+    whole = RunDir(run).records()
+    _append(run, A_FLAG)
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"kind": "train", "step": 5, "d_lo')
+    assert RunDir(run).records() == [*whole, A_FLAG]
+    assert main(["diagnose", str(run)]) == 0
+    assert f"{sum(r['kind'] == 'flag' for r in whole) + 1} flags" in capsys.readouterr().out
+    assert main(["train", "--out", str(run), "--resume", "--steps", "6", "--log-every", "1", "--no-progress"]) == 0
+    assert [r["step"] for r in RunDir(run).records() if r["kind"] == "train"][-1] == 6
+    _append(run, b"garbage")       # whole (its newline written): not a cut, so not skipped
+    with pytest.raises(ConfigError, match=r"metrics.jsonl, line \d+: not JSON"):
+        RunDir(run).records()
+
+
+def test_a_warning_is_one_line_then_the_error(tmp_path, trained):
+    """A checkpoint skipped with a warning: one line, not Python's file:line and its source line. Python
+    users keep Python's warnings (the CLI puts its format back)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns(".lock"))
+    ckpt = list_checkpoints(run / "checkpoints")[-1]
+    ckpt.write_bytes(ckpt.read_bytes()[:40])
+    done = subprocess.run([sys.executable, "-m", "gantricks", "eval", str(run)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"gantricks: warning: checkpoint {ckpt} is corrupt or truncated (RuntimeError)",
+        f"gantricks: error: no usable checkpoint in {ckpt.parent}: checkpoint {ckpt} is corrupt or truncated "
+        f"(RuntimeError)"], done.stderr
+    shown = warnings.formatwarning
+    assert main(["diagnose", str(run)]) == 0 and warnings.formatwarning is shown
+
+
+def test_a_parse_error_is_one_line(tmp_path, capsys):
+    """Not four lines of usage above it: the error and where to look, on one line; exit 2."""
+    for args, words in ((["bench", "--seeds", "1.5", "--out", str(tmp_path / "b")], "argument --seeds: invalid int"),
+                        (["eval"], "the following arguments are required: run"),
+                        (["nope"], "argument COMMAND: invalid choice: 'nope'")):
+        capsys.readouterr()
+        assert _exit_status(args) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"gantricks: error: {words}") and "--help" in err[0], err
 
 
 def _tiny(z=2, out=2, d_in=2):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,19 +42,23 @@ def test_the_plan_has_the_baseline_every_trick_and_scheme_and_the_recipes(tmp_pa
                                                                         for s in range(10)}
 
 
+def _line(cell: str) -> str:
+    return json.dumps({"cell": cell, "dataset": "ring8", "seed": 0, "steps": 10})
+
+
 def test_a_line_cut_by_a_kill_is_dropped_and_the_next_line_kept(tmp_path):
     from gantricks.bench import _open_results
     path = tmp_path / "results.jsonl"
-    path.write_text(json.dumps({"cell": "a"}) + "\n" + '{"cell": "b", "mod')      # killed mid-write
+    path.write_text(_line("a") + "\n" + _line("b")[:20])      # killed mid-write
     with _open_results(path) as f:
-        f.write(json.dumps({"cell": "c"}) + "\n")
+        f.write(_line("c") + "\n")
     assert [r["cell"] for r in load_results(path)] == ["a", "c"]
     with _open_results(path) as f:                                                  # a whole file is kept whole
-        f.write(json.dumps({"cell": "d"}) + "\n")
+        f.write(_line("d") + "\n")
     assert [r["cell"] for r in load_results(path)] == ["a", "c", "d"]
-    path.write_text(path.read_text() + json.dumps({"cell": "e"}))        # whole but for its newline: done, kept
+    path.write_text(path.read_text() + _line("e"))        # whole but for its newline: done, kept
     with _open_results(path) as f:
-        f.write(json.dumps({"cell": "f"}) + "\n")
+        f.write(_line("f") + "\n")
     assert [r["cell"] for r in load_results(path)] == ["a", "c", "d", "e", "f"]
 
 
@@ -174,7 +179,7 @@ def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):
 
 @pytest.mark.parametrize("setting, message", [
     ("lr_g", "--set takes KEY=VALUE, got 'lr_g'"),
-    ("seed=3", "--set seed: the bench sets seed itself; use --seed"),
+    ("seed=3", "--set seed: the bench sets seed itself; choose how many with --seeds"),
     ("no_such_key=1", "unknown key 'no_such_key'"),
     ("lr_decay_start=2", "lr_decay_start must be in [0, 1), got 2.0"),
 ])
@@ -294,3 +299,104 @@ def test_a_bench_killed_alone_stops_its_workers_at_a_checkpoint(tmp_path):
             pass
     assert all(list((runs / f"seed{s}" / "checkpoints").glob("*.pt")) for s in (0, 1)), "each wrote its checkpoint"
     assert not (runs / "seed2").exists() and not (runs / "seed3").exists(), "the runs still queued never start"
+
+
+# --- bad input to a bench: one line, exit 2, nothing of the user's touched ---------------------------------
+TINY = ["bench", "--suite", "ring8", "--protocol", "fast", "--only", "baseline", "--seeds", "1", "--steps", "4",
+        "--workers", "1"]
+
+
+def _cli(args: list[str], capsys) -> tuple[int, list[str]]:
+    from gantricks.cli import main
+    rc = main(args)
+    return rc, [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("bench:")]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished one-run bench folder (4 steps)."""
+    out = tmp_path_factory.mktemp("bench") / "b"
+    run_bench("ring8", 1, 4, out, only=["baseline"], progress=False, protocol="fast")
+    return out
+
+
+def _files(root: Path) -> dict:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda t: ["--out", str(t / "b"), "--only", ","], "--only names no cell"),
+    (lambda t: ["--out", str(t / "b"), "--seeds", "100000"], "at most 10,000"),
+    (lambda t: ["--out", str(t / "b"), "--set", "seed=3"], "choose how many with --seeds"),
+    (lambda t: ["--out", ""], "--out is empty"),
+    (lambda t: ["--out", str(t / "b"), "--protocol", ""], "--protocol is empty"),
+    (lambda t: ["--out", str(t / "b"), "--set", "generator=nosuch"], "nosuch"),
+])
+def test_bad_bench_input_is_one_line_and_exit_2(make, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, err = _cli([*TINY, *make(tmp_path)], capsys)
+    assert rc == 2 and len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "b" / "results.jsonl").exists() or not load_results(tmp_path / "b" / "results.jsonl")
+    assert list(tmp_path.iterdir()) in ([], [tmp_path / "b"])             # nothing written where the user is
+
+
+def test_a_bench_refuses_a_folder_of_someone_s_files_and_a_training_run(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("report.md", "summary.json", "notes.txt", ".lock"):
+        (mine / name).write_text("precious")
+    before = _files(mine)
+    rc, err = _cli([*TINY, "--out", str(mine)], capsys)
+    assert rc == 2 and len(err) == 1 and "holds files that no bench wrote (notes.txt)" in err[0], err
+    assert _files(mine) == before and sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in before)
+    run = tmp_path / "run"                                   # a training run's folder is not a bench's either
+    run.mkdir()
+    (run / "config.toml").write_text("steps = 4\n")
+    rc, err = _cli([*TINY, "--out", str(run)], capsys)
+    assert rc == 2 and "config.toml" in err[0]
+
+
+def test_a_bench_replaces_its_report_files_rather_than_writing_through_links(finished, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(finished, out)
+    target = tmp_path / "thesis.md"
+    target.write_text("precious")
+    (out / "report.md").unlink()
+    (out / "report.md").symlink_to(target)
+    run_bench("ring8", 1, 4, out, only=["baseline"], progress=False, protocol="fast")
+    assert target.read_text() == "precious" and not (out / "report.md").is_symlink()
+    table = (out / "report.md").read_text()
+    assert "| baseline |" in table and "1/0" not in table      # a suite of one dataset: "1" seeds, not "1/0"
+
+
+def test_a_damaged_bench_is_one_line_and_exit_2_and_keeps_everything(finished, tmp_path, capsys):
+    run = Path("runs") / "fast" / "baseline" / "ring8" / "seed0"
+    # a results line that is not a result
+    out = tmp_path / "r"
+    shutil.copytree(finished, out)
+    with (out / "results.jsonl").open("a") as f:
+        f.write("[1, 2]\n")
+    before = _files(out)
+    rc, err = _cli([*TINY, "--out", str(out)], capsys)
+    assert rc == 2 and len(err) == 1 and "line 2 is not a bench result (a JSON list" in err[0], err
+    assert _files(out) == before
+    # another length in the same folder: its run folder holds the 4-step run
+    out = tmp_path / "s"
+    shutil.copytree(finished, out)
+    rc, err = _cli([*TINY[:-4], "--steps", "6", "--workers", "1", "--out", str(out)], capsys)
+    assert rc == 2 and len(err) == 1 and "holds a run of 4 steps, and this bench asks 6" in err[0], err
+    # a run folder that lost its config but holds the user's files: nothing of it deleted
+    out = tmp_path / "c"
+    shutil.copytree(finished, out)
+    (out / "results.jsonl").write_text("")
+    (out / run / "config.toml").unlink()
+    (out / run / "analysis.txt").write_text("precious")
+    before = _files(out)
+    rc, err = _cli([*TINY, "--out", str(out)], capsys)
+    assert rc == 2 and len(err) == 1 and "but no config.toml" in err[0] and "analysis.txt" in err[0], err
+    assert _files(out) == before and not load_results(out / "results.jsonl")
+
+
+def test_a_cell_named_twice_runs_once(tmp_path):
+    jobs = plan("ring8", ["baseline", "ttur", "baseline"], 2, 4, tmp_path, "fast")
+    assert [j.cell for j in jobs] == ["baseline", "baseline", "ttur", "ttur"]

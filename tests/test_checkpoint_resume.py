@@ -161,7 +161,7 @@ def test_a_resumed_run_counts_the_time_spent_before_its_checkpoint(tmp_path):
     """The checkpoint keeps the CPU and wall seconds spent so far; a resumed run's evaluations continue those
     clocks, so its cpu_s is the run's whole cost, not only the part after the resume."""
     from gantricks.bench import Job, _run_job
-    from gantricks.config import TrainConfig
+    from gantricks.config import TrainConfig, load_toml, to_toml
     from gantricks.train import train
 
     cfg = TrainConfig(generator="mlp:width=16,depth=2", discriminator="mlp:width=16,depth=2", batch_size=32,
@@ -185,6 +185,9 @@ def test_a_resumed_run_counts_the_time_spent_before_its_checkpoint(tmp_path):
     fresh = _run_job(job)
     assert "resumed" not in fresh and fresh["error"] is None
     spent = load_latest(tmp_path / "b" / "checkpoints")[1]["elapsed"]["cpu_s"]
+    # as a run of 210 steps killed after its checkpoint at 200 (the bench refuses a run folder of another length)
+    config = tmp_path / "b" / "config.toml"
+    config.write_text(to_toml(load_toml(config).replace(steps=210)))
     more = _run_job(Job(**{**job.__dict__, "steps": 210}))
     assert more["resumed"] is True and more["error"] is None and more["cpu_s"] >= spent
 

@@ -106,3 +106,57 @@ def test_a_missing_results_file_is_one_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         monitor_accuracy.main(["/no/such/results.jsonl"])
     assert exit_.value.code == 2 and "no such results file: /no/such/results.jsonl" in capsys.readouterr().err
+
+
+def _good_line() -> dict:
+    return {"cell": "baseline", "dataset": "ring8", "seed": 0, "steps": 100, "error": None,
+            "evals": [{"step": 100, "modes_covered": 1, "modes": 8, "high_quality_pct": 60.0,
+                       "mode_counts": [50, 0, 0, 0, 0, 0, 0, 0], "diversity_ratio": 0.1, "samples": 2500}]}
+
+
+def _bad(make):
+    lines = [_good_line()]
+    make(lines)
+    return "".join(x if isinstance(x, str) else json.dumps(x) + "\n" for x in lines)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "no run with evaluations"),
+    (json.dumps({"cell": "a", "error": "NonFiniteError: x", "evals": []}) + "\n", "no run with evaluations"),
+    (_bad(lambda ls: ls.insert(0, "1\n")), "line 1 is a JSON int"),
+    (_bad(lambda ls: ls.insert(0, "{garbage\n")), "line 1 is not JSON"),
+    (_bad(lambda ls: ls[0]["evals"][0].pop("step")), "'step' is null"),
+    (_bad(lambda ls: ls[0]["evals"][0].update(step=float("nan"))), "'step' is NaN"),
+    (_bad(lambda ls: ls[0]["evals"][0].pop("mode_counts")), "no list of 'mode_counts'"),
+    (_bad(lambda ls: ls[0].pop("dataset")), "no 'dataset'"),
+    (_bad(lambda ls: ls[0].update(evals="x")), "'evals' is not a list"),
+    (_bad(lambda ls: ls[0]["evals"][0].update(diversity_ratio="abc")), "'diversity_ratio' \"abc\""),
+])
+def test_a_results_file_it_cannot_score_is_one_line_and_exit_2(text, words, tmp_path, capsys):
+    import monitor_accuracy
+
+    path = tmp_path / "r.jsonl"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as exit_:
+        monitor_accuracy.main([str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and words in err[0], err
+
+
+def test_a_folder_or_bytes_that_are_not_text_are_one_line_and_exit_2(tmp_path, capsys):
+    import monitor_accuracy
+
+    (tmp_path / "bin.jsonl").write_bytes(b"\xff\xfe\n")
+    for path, words in ((tmp_path, "is a folder, not a results file"), (tmp_path / "bin.jsonl", "not UTF-8")):
+        with pytest.raises(SystemExit) as exit_:
+            monitor_accuracy.main([str(path)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(err) == 1 and words in err[0], err
+
+
+def test_a_last_line_cut_by_a_kill_is_left_out(tmp_path, capsys):
+    import monitor_accuracy
+
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(_good_line()) + "\n" + json.dumps(_good_line())[:30])
+    assert len(monitor_accuracy.load([path])) == 1
