@@ -118,9 +118,7 @@ class RunDir:
     def truncate_records(self, step: int) -> None:
         """Drop records written after ``step`` (by a run killed after its last checkpoint)."""
         kept = [r for r in self.records() if r.get("step", 0) <= step]
-        tmp = self.metrics.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        tmp.replace(self.metrics)
+        write_atomic(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def evaluate(gan: GAN, sampler: Sampler, n: int, seed: int = EVAL_SEED, batch_size: int = 64
@@ -243,7 +241,7 @@ def train(config: TrainConfig | None, out: "str | Path", *, resume: bool = False
             elif old_run:
                 _clear(run)           # the old run goes only now that the new one is built
                 ours = True
-            _atomic_write(run.config, to_toml(config))
+            write_atomic(run.config, to_toml(config))
         final = _loop(config, run, gan, sampler, on_step, trained,
                       elapsed=state.get("elapsed") if state is not None else None,
                       monitor_state=state.get("monitor") if state is not None else None)
@@ -635,10 +633,6 @@ def _progress(config: TrainConfig, initial: int, desc: str, enabled: bool):
     if enabled and not sys.stderr.isatty():
         return _Lines(config.steps, initial, desc)
     return tqdm(total=config.steps, initial=initial, disable=not enabled, dynamic_ncols=True, desc=desc, unit="step")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    write_atomic(path, text)
 
 
 def _mkdir(path: Path) -> Path:

@@ -42,8 +42,8 @@ from .gan import GAN
 from .monitor import Monitor
 from .optim import make_optimizer
 from .registry import Spec
-from .runlock import RunLock
-from .train import RunDir, _atomic_write, _plot_samples, _record, _Silent, evaluate, finish_plots
+from .runlock import RunLock, write_atomic
+from .train import RunDir, _plot_samples, _record, _Silent, evaluate, finish_plots
 
 NETS = ("mlp",)
 # tricks whose only hook is a rule on D's targets that draws no random numbers: the seeds' GANs apply them
@@ -232,7 +232,7 @@ def train_side_by_side(configs: Sequence[TrainConfig], outs: Sequence["str | Pat
             locks[-1].write_pid()
         stack = SeedStack(configs)
         for run, config in zip(runs, configs):
-            _atomic_write(run.config, to_toml(config))
+            write_atomic(run.config, to_toml(config))
         return _loop(stack, runs, cpu0, t0)
     finally:
         for lock in locks:
