@@ -32,7 +32,9 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from gantricks import jsonl
 from gantricks.collapse import collapsed_counts, collapsed_mass
+from gantricks.errors import ConfigError
 from gantricks.monitor import Monitor
 
 GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
@@ -50,30 +52,17 @@ def load(paths: list[Path]) -> list[dict]:
     for path in paths:
         if path.is_dir():
             raise BadResults(f"{path} is a folder, not a results file (its results.jsonl?)")
+        if not path.exists():
+            raise BadResults(f"no such results file: {path}")
         try:
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise BadResults(f"no such results file: {path}") from None
-        except OSError as err:
-            raise BadResults(f"cannot read {path}: {err.strerror or err}") from None
-        except UnicodeDecodeError as err:
-            raise BadResults(f"{path} is not UTF-8 text (byte {err.start}): not bench results") from None
-        lines = text.split("\n")
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                if n == len(lines):
-                    continue                      # the last line, cut by a kill
-                raise BadResults(f"{path} line {n} is not JSON") from None
-            if not isinstance(r, dict):
-                raise BadResults(f"{path} line {n} is a JSON {type(r).__name__}, not a bench result")
+            lines = jsonl.read(path, "not bench results")
+        except ConfigError as err:
+            raise BadResults(str(err)) from None
+        for n, r in lines:
             if r.get("evals") and not r.get("error"):
                 why = _not_replayable(r)
                 if why:
-                    raise BadResults(f"{path} line {n}: {why}")
+                    raise BadResults(f"{path}, line {n}: {why}")
                 runs.append(r)
     if not runs:
         raise BadResults(f"no run with evaluations in {', '.join(map(str, paths))}")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .config import TrainConfig, from_mapping
+from . import jsonl
 from .errors import ConfigError, GantricksError, NonFiniteError, RunFolderBusy, Stopped
 from .published import PACGAN_TABLE1, STACKED_MNIST, VEEGAN_TABLE1
 from .registry import losses, schemes, tricks
@@ -379,31 +380,12 @@ def units(todo: Sequence[Job], vectorize: bool) -> list[tuple]:
 def load_results(path: Path) -> list[dict[str, Any]]:
     """The lines of a bench's ``results.jsonl``. A last line cut by a kill (no newline, not JSON) is left out,
     and its run done again; any other line that is not a bench result is a :class:`ConfigError` naming it."""
-    if not path.exists():
-        return []
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}): not a bench's results") from None
-    lines = text.split("\n")
-    last = lines.pop()                        # "" when the file ends with its newline
+    hint = "move the file away, or remove the line to run its run again"
     out = []
-    for n, line in enumerate(lines + [last], 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            if n > len(lines):
-                continue                      # cut by a kill
-            raise ConfigError(f"{path} line {n} is not JSON: not a bench's results (move the file away, or "
-                              f"remove the line to run its run again)") from None
+    for n, r in jsonl.read(path, f"not a bench's results: {hint}"):
         why = _not_a_result(r)
         if why:
-            raise ConfigError(f"{path} line {n} is not a bench result ({why}); move the file away, or remove the "
-                              f"line to run its run again")
+            raise ConfigError(f"{path}, line {n}: not a bench result ({why}); {hint}")
         out.append(r)
     return out
 
@@ -418,8 +400,6 @@ _REQUIRED = ("cell", "dataset", "seed", "steps")
 
 def _not_a_result(r: Any) -> str:
     """Why ``r`` (one parsed line) is not a bench result line; empty if it is one."""
-    if not isinstance(r, dict):
-        return f"a JSON {type(r).__name__}, not an object"
     missing = [k for k in _REQUIRED if k not in r]
     if missing:
         return f"no {missing[0]!r}"
@@ -429,25 +409,6 @@ def _not_a_result(r: Any) -> str:
     if not all(isinstance(e, dict) for e in r.get("evals", [])):
         return "'evals' holds something other than evaluations"
     return ""
-
-
-def _open_results(path: Path):
-    """``path`` opened to append lines, after ending a last line left without its newline by a kill (a line
-    appended to it would be lost with it): cut off if it is not whole, given its newline if it is (as
-    :func:`load_results` read it: a line it counted as done stays)."""
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            start = data.rfind(b"\n") + 1
-            try:
-                json.loads(data[start:])
-            except ValueError:
-                with path.open("r+b") as f:
-                    f.truncate(start)
-            else:
-                with path.open("ab") as f:
-                    f.write(b"\n")
-    return path.open("a")
 
 
 def _key(r: dict) -> tuple:
@@ -483,7 +444,7 @@ def _run_planned(jobs: list[Job], suite: str, out: Path, workers: int, progress:
     todo = [j for j in jobs if j.key not in done]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), disable=not progress, unit="run", desc="bench")
     try:
-        with _open_results(results_path) as f:
+        with jsonl.open_to_append(results_path) as f:
             for results in _imap(_run_unit, units(todo, vectorize), workers):
                 for result in results:
                     f.write(json.dumps(result) + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import plots
+from . import jsonl, plots
 from .config import load_toml
 from .errors import ConfigError
 from .monitor import REMEDIES, Monitor
@@ -14,7 +14,6 @@ SIGNALS = ["d_acc_real", "d_acc_fake", "d_gap", "grad_norm_d", "grad_norm_g", "d
 EVAL_SIGNALS = ["diversity_ratio", "modes_covered", "high_quality_pct", "fid", "d_overfit"]
 OVERFIT_SIGNALS = ["d_seen", "d_heldout", "d_fake_eval"]      # D's mean output on each set, at evaluations
 NUMBERS = {"train": [*SIGNALS, "d_real", "d_fake"], "eval": [*EVAL_SIGNALS, *OVERFIT_SIGNALS, "d_overfit"]}
-NON_FINITE = ("inf", "-inf", "nan")      # how metrics.jsonl holds the floats JSON has no word for
 
 
 def _too_early(evaluations: int, steps: int) -> list[str]:
@@ -52,8 +51,8 @@ def _checked(run: RunDir) -> list[dict[str, Any]]:
             raise ConfigError(f"{where} with 'd_heldout' but not all of {', '.join(OVERFIT_SIGNALS)}")
         for key in NUMBERS.get(kind, ()):
             value = r.get(key)
-            if isinstance(value, str) and value in NON_FINITE:
-                r = {**r, key: float(value)}
+            if isinstance(value, str) and value in jsonl.NON_FINITE:
+                r = {**r, key: jsonl.number(value)}
             elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ConfigError(f"{where} whose {key!r} is {value!r}, not a number")
         out.append(r)

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import plots
+from . import jsonl, plots
 from .build import build_data, build_gan, resolve_device
 from .checkpoint import list_checkpoints, load_latest, save_checkpoint
 from .config import TrainConfig, load_toml, to_toml
@@ -84,36 +84,10 @@ class RunDir:
         return [record for _, record in self.numbered_records()]
 
     def numbered_records(self) -> list[tuple[int, dict[str, Any]]]:
-        """:meth:`records` with each one's line number. A last line without its newline that is not whole
-        (cut by a kill while it was written) is dropped; any other line that is not a JSON object is a
-        :class:`ConfigError` naming the file and line, not the silent end of the records."""
-        if not self.metrics.exists():
-            return []
-        try:
-            *lines, cut = self.metrics.read_bytes().split(b"\n")     # cut: what follows the last newline
-        except OSError as err:
-            raise ConfigError(f"cannot read {self.metrics}: {err.strerror or err}") from None
-        out = [(number, self._parse_line(line, number)) for number, line in enumerate(lines, 1) if line.strip()]
-        if cut.strip():
-            try:
-                out.append((len(lines) + 1, self._parse_line(cut, len(lines) + 1)))
-            except ConfigError:       # a line cut by a kill
-                pass
-        return out
-
-    def _parse_line(self, line: bytes, number: int) -> dict[str, Any]:
-        try:
-            record = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            record, why = None, "not UTF-8 text"
-        except (ValueError, RecursionError):
-            record, why = None, "not JSON"
-        else:
-            why = "JSON, but not an object"
-        if not isinstance(record, dict):
-            raise ConfigError(f"{self.metrics}, line {number}: {why}; each line must be one JSON object "
-                              f"(only a last line cut by a kill is skipped)")
-        return record
+        """:meth:`records` with each one's line number (:func:`gantricks.jsonl.read`: a last line cut by a kill
+        is dropped; any other line that is not a JSON object is a :class:`ConfigError` naming file and line)."""
+        return jsonl.read(self.metrics, "each line must be one JSON object (only a last line cut by a kill is "
+                                        "skipped)")
 
     def truncate_records(self, step: int) -> None:
         """Drop records written after ``step`` (by a run killed after its last checkpoint)."""
@@ -335,7 +309,7 @@ def _loop(config: TrainConfig, run: RunDir, gan: GAN, sampler: Sampler, on_step,
     if main and gan.step_count >= config.steps:   # resumed at its end (stopped after its last checkpoint was
         # written, before its result was read): its result is its last evaluation, already recorded (with the
         # non-finite numbers that JSON holds as strings made numbers again)
-        last_eval = next(({k: float(v) if v in ("inf", "-inf", "nan") else v for k, v in r.items()
+        last_eval = next(({k: jsonl.number(v) for k, v in r.items()
                            if k not in ("kind", "step")} for r in reversed(run.records())
                           if r.get("kind") == "eval" and r.get("step") == gan.step_count), {})
     stop = StopRequest(enabled=not gan.world.active)   # under torchrun, torchrun owns the signals
@@ -447,7 +421,7 @@ def _plot_samples(run: RunDir, writer, step: int, samples, sampler: Sampler, las
 
 
 def _record(log, writer, kind: str, step: int, values: dict[str, Any]) -> None:
-    clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in values.items()}
+    clean = {k: jsonl.word(v) for k, v in values.items()}
     log.write(json.dumps({"kind": kind, "step": step, **clean}) + "\n")
     log.flush()                        # readable live, by `gantricks diagnose` or a tail
     for k, v in values.items():

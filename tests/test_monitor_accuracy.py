@@ -123,8 +123,8 @@ def _bad(make):
 @pytest.mark.parametrize("text, words", [
     ("", "no run with evaluations"),
     (json.dumps({"cell": "a", "error": "NonFiniteError: x", "evals": []}) + "\n", "no run with evaluations"),
-    (_bad(lambda ls: ls.insert(0, "1\n")), "line 1 is a JSON int"),
-    (_bad(lambda ls: ls.insert(0, "{garbage\n")), "line 1 is not JSON"),
+    (_bad(lambda ls: ls.insert(0, "1\n")), "line 1: JSON, but not an object (a number)"),
+    (_bad(lambda ls: ls.insert(0, "{garbage\n")), "line 1: not JSON"),
     (_bad(lambda ls: ls[0]["evals"][0].pop("step")), "'step' is null"),
     (_bad(lambda ls: ls[0]["evals"][0].update(step=float("nan"))), "'step' is NaN"),
     (_bad(lambda ls: ls[0]["evals"][0].pop("mode_counts")), "no list of 'mode_counts'"),
