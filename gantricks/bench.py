@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .config import TrainConfig, from_mapping
 from . import jsonl
+from .config import TrainConfig, from_mapping
 from .errors import ConfigError, GantricksError, NonFiniteError, RunFolderBusy, Stopped
 from .published import PACGAN_TABLE1, STACKED_MNIST, VEEGAN_TABLE1
 from .registry import losses, schemes, tricks
@@ -468,7 +468,7 @@ def _warm_worker() -> None:
 
     parent = mp.parent_process()
     if parent is not None:    # the bench killed (SIGKILL): stop this worker's run as a SIGTERM would, rather than
-        # train on without it (holding a run folder a rerun needs) and pick up the runs still queued
+        # train on without it (holding a run folder a rerun needs)
         def watch() -> None:
             wait([parent.sentinel])
             os.kill(os.getpid(), signal.SIGTERM)
@@ -479,64 +479,198 @@ def _warm_worker() -> None:
     from . import train  # noqa: F401
 
 
+def _worker_main(conn, fn) -> None:
+    """A bench worker: ``fn`` over each unit the bench sends, replying ``("ok", value)`` or ``("err", exception,
+    traceback)``; None or a closed pipe ends it. Between runs it ignores SIGINT (a Ctrl-C reaches the whole
+    process group; the bench decides) and dies of SIGTERM, holding nothing the bench waits for; during a run the
+    run's own handler stops it at a checkpoint."""
+    import pickle
+    import traceback
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _warm_worker()      # the imports, paid before the first run's CPU clock
+    while True:
+        try:
+            unit = conn.recv()
+        except (EOFError, OSError):
+            return
+        if unit is None:
+            return
+        try:
+            reply: tuple = ("ok", fn(unit))
+        except BaseException as err:     # Stopped, a GantricksError: the bench decides what each means
+            reply = ("err", err, traceback.format_exc())
+            try:
+                pickle.loads(pickle.dumps(err))
+            except Exception:            # an exception that does not come back whole: its words do
+                reply = ("err", GantricksError(f"{type(err).__name__}: {err}"), reply[2])
+        try:
+            conn.send(reply)
+        except (EOFError, OSError):      # the bench is gone
+            return
+
+
+class WorkerLost(GantricksError):
+    """A bench worker died unasked (killed: the OOM killer's way); its run never reports."""
+
+
+class RemoteTraceback(Exception):
+    """Where, in a worker, an error that is not a :class:`GantricksError` came from."""
+
+
+_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+class _Worker:
+    """One worker process and the pipe to it; ``unit`` is what it is running (None: idle)."""
+
+    def __init__(self, ctx, fn):
+        import threading
+
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, fn), daemon=True, name="gantricks-bench-worker")
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None   # an ignored signal stays ignored
+        try:                                     # across exec: a Ctrl-C while the worker starts is not its own
+            self.proc.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
+        child.close()
+        self.unit: Any = None
+
+    def give(self, unit) -> None:
+        self.unit = unit
+        self.conn.send(unit)
+
+    def signal(self, signum: int) -> None:
+        try:
+            os.kill(self.proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def how_it_died(self) -> str:
+        self.proc.join(5)
+        code = self.proc.exitcode
+        return "still ending" if code is None else f"signal {-code}" if code < 0 else f"exit status {code}"
+
+
+def _end(pool: list[_Worker], grace: float) -> None:
+    """Ask every worker to exit (an idle one does at once, a running one after its run); those still alive
+    ``grace`` seconds later, all told, are killed."""
+    for worker in pool:
+        try:
+            worker.conn.send(None)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    for worker in pool:
+        worker.proc.join(max(0.0, deadline - time.monotonic()))
+        if worker.proc.is_alive():
+            worker.proc.kill()
+            worker.proc.join()
+        worker.conn.close()
+
+
 def _imap(fn, items: list, workers: int) -> Iterable:
-    """``fn`` over ``items``, in ``workers`` processes. Asked to stop (SIGTERM, SIGINT), the bench passes the
-    signal on to its workers, whose runs each write a checkpoint and stop; it then raises :class:`Stopped`
-    and writes no line for them, so the same command continues them."""
+    """``fn`` over ``items``, in ``workers`` processes, results as they come. Asked to stop (SIGTERM, SIGINT),
+    the bench starts no more units and passes a SIGTERM on to its workers, whose runs each write a checkpoint
+    and stop; it then raises :class:`Stopped` and writes no line for them, so the same command continues them.
+    A worker killed alone (:class:`WorkerLost`) or a :class:`GantricksError` in a run stops the others the same
+    way and is then raised."""
     if workers <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
+    from multiprocessing.connection import wait
+
     ctx = mp.get_context("spawn")     # fresh interpreters: no forked torch thread pools
-    # each run seeds itself, so a worker serves many; the imports are paid before the first run's CPU clock
-    with ctx.Pool(min(workers, len(items)), initializer=_warm_worker) as pool, _Forward(pool) as asked:
-        results, busy = pool.imap_unordered(fn, items), min(workers, len(items))
-        started = list(pool._pool)         # the workers; Pool replaces one that dies, but its run never reports
-        stopped: Stopped | None = None
-        for _ in items:
-            asking = asked.signum is not None or stopped is not None
-            try:      # once asked to stop, a run gets two minutes to write its checkpoint (an evaluation may be on)
-                result = results.next(timeout=120) if asking else _next_or_lost(results, started, asked)
-            except mp.TimeoutError:
-                break
-            except Stopped as err:         # one run's checkpoint is written; wait for the others' too
-                stopped = stopped or err
-            else:
-                yield result               # finished, before or after the signal: a result all the same
-                if asked.signum is None:
-                    continue
-            busy -= 1                      # a run under way when the signal came has ended
-            if busy == 0:
-                break
-        if asked.signum is not None or stopped is not None:
-            pool.terminate()
-            raise Stopped(asked.signum or stopped.signum, "stopped")       # _run_planned says what to do next
-        pool.close()      # let the workers exit on their own: a terminated one leaves its semaphores behind
-        pool.join()
+    queue = list(reversed(items))
+    pool: list[_Worker] = []
+    error: BaseException | None = None       # what ends the bench early: Stopped, WorkerLost, a run's error
+    since = None                             # when stopping began
 
-
-def _next_or_lost(results, started: list, asked: "_Forward"):
-    """The next result; :class:`GantricksError` when a worker died unasked (killed: its run never reports)."""
-    while True:
+    def give(worker: _Worker) -> None:
+        """The next queued unit to ``worker``, unless stopping. The signals wait meanwhile, so a stop comes
+        either before (no unit given) or after (and the new run is signalled with the others)."""
+        nonlocal error
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
-            return results.next(timeout=5)
-        except mp.TimeoutError:
-            if asked.signum is not None:          # a worker idle when the signal came dies of it: not lost
-                return results.next(timeout=120)
-            lost = next((w for w in started if w.exitcode is not None), None)
-            if lost is not None:
-                how = f"signal {-lost.exitcode}" if lost.exitcode < 0 else f"exit status {lost.exitcode}"
-                raise GantricksError(f"bench worker (pid {lost.pid}) died ({how}) during a run; the runs under way "
-                                     f"keep their checkpoints: rerun the same command to continue")
+            if not queue or asked.signum is not None or error is not None:
+                return
+            try:
+                worker.give(queue.pop())
+            except OSError:                              # died between runs
+                worker.unit = None
+                pool.remove(worker)
+                error = WorkerLost(f"bench worker (pid {worker.proc.pid}) died ({worker.how_it_died()}) between "
+                                   f"runs; rerun the same command to continue")
+                asked.forward()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    asked = _Forward(pool)
+    try:
+        with asked:
+            pool += [_Worker(ctx, fn) for _ in range(min(workers, len(items)))]
+            for worker in list(pool):
+                give(worker)
+            while any(w.unit is not None for w in pool):
+                if since is None and (asked.signum is not None or error is not None):
+                    since = time.monotonic()
+                busy = [w for w in pool if w.unit is not None]
+                ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
+                for worker in busy:
+                    if worker.conn not in ready and worker.proc.sentinel not in ready:
+                        continue
+                    try:
+                        kind, value, *where = worker.conn.recv()
+                    except (EOFError, OSError):                # died without a reply
+                        worker.unit = None
+                        pool.remove(worker)
+                        if asked.signum is None and error is None:
+                            error = WorkerLost(f"bench worker (pid {worker.proc.pid}) died ({worker.how_it_died()}) "
+                                               f"during a run; the runs under way keep their checkpoints: rerun "
+                                               f"the same command to continue")
+                            asked.forward()
+                        continue
+                    except Exception as err:                   # a reply that does not unpickle
+                        kind, value, where = "err", GantricksError(f"a bench worker's reply: {err}"), []
+                    worker.unit = None
+                    if kind == "err":
+                        if not isinstance(value, GantricksError):
+                            value.__cause__ = RemoteTraceback("".join(where))
+                        if error is None or (isinstance(error, Stopped) and not isinstance(value, Stopped)):
+                            error = value                  # a run's own error outranks a stop
+                        if asked.signum is None:           # (a Ctrl-C reached the others itself: a SIGTERM
+                            asked.forward()                # now would be their second signal)
+                        continue
+                    yield value                            # finished, before or after a stop: a result
+                    give(worker)
+                if since is not None and time.monotonic() - since > 120:
+                    break      # a run gets two minutes to write its checkpoint (an evaluation may be on)
+            if error is None and asked.signum is not None:
+                error = Stopped(asked.signum, "stopped")
+    finally:
+        cut = [w for w in pool if w.unit is not None]      # cut short (the two minutes, or the caller gave up)
+        if not asked.forwarded:
+            for worker in cut:
+                worker.signal(signal.SIGTERM)
+        _end(pool, grace=120 if cut else 10)
+    if error is not None:
+        raise error
+    if queue:          # cannot happen: every unit is given, or the bench is stopping (an error above)
+        raise GantricksError(f"{len(queue)} runs of the bench were never started; rerun the same command")
 
 
 class _Forward(StopRequest):
-    """While a bench's pool runs: ``signum`` says whether SIGTERM or SIGINT came, and a SIGTERM goes on to the
-    workers (a Ctrl-C reaches them from the terminal: a second SIGINT would make them quit without their
-    checkpoint). A second signal acts at once, as in a run (:class:`StopRequest`)."""
+    """While a bench's workers run: ``signum`` says whether SIGTERM or SIGINT came, and a SIGTERM goes on to the
+    workers with a run under way (a Ctrl-C reaches them from the terminal: a second SIGINT would make them quit
+    without their checkpoint). A second signal acts at once, as in a run (:class:`StopRequest`)."""
 
-    def __init__(self, pool):
+    def __init__(self, pool: list):
         super().__init__()
         self.pool = pool
+        self.forwarded = False
 
     def __enter__(self) -> "_Forward":
         self.install()
@@ -545,17 +679,20 @@ class _Forward(StopRequest):
     def __exit__(self, *exc) -> None:
         self.restore()
 
+    def forward(self) -> None:
+        """A SIGTERM to each worker with a run under way (once): its run writes a checkpoint and stops."""
+        if self.forwarded:
+            return
+        self.forwarded = True
+        for worker in list(self.pool):
+            if worker.unit is not None:
+                worker.signal(signal.SIGTERM)
+
     def _handle(self, signum: int, frame) -> None:
         first = self.signum is None
         super()._handle(signum, frame)
-        if not first or signum != signal.SIGTERM:
-            return
-        for worker in list(getattr(self.pool, "_pool", [])):   # the pool's processes
-            if worker.is_alive():
-                try:
-                    os.kill(worker.pid, signum)
-                except ProcessLookupError:
-                    pass
+        if first and signum == signal.SIGTERM:
+            self.forward()
 
 
 # --- the report -----------------------------------------------------------------------

@@ -33,6 +33,10 @@ class NonFiniteError(GantricksError, FloatingPointError):
         super().__init__(f"non-finite {what} at step {step}{note}")
         self.step = step
         self.what = what
+        self.note = note
+
+    def __reduce__(self):     # comes back whole from a bench's worker process
+        return type(self), (self.step, self.what, self.note)
 
 
 class Stopped(GantricksError):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gantricks import errors, jsonl
 from gantricks.bench import cells, load_results, plan, run_bench
 from gantricks.registry import schemes, tricks
 
@@ -47,17 +48,16 @@ def _line(cell: str) -> str:
 
 
 def test_a_line_cut_by_a_kill_is_dropped_and_the_next_line_kept(tmp_path):
-    from gantricks.bench import _open_results
     path = tmp_path / "results.jsonl"
     path.write_text(_line("a") + "\n" + _line("b")[:20])      # killed mid-write
-    with _open_results(path) as f:
+    with jsonl.open_to_append(path) as f:
         f.write(_line("c") + "\n")
     assert [r["cell"] for r in load_results(path)] == ["a", "c"]
-    with _open_results(path) as f:                                                  # a whole file is kept whole
+    with jsonl.open_to_append(path) as f:                                            # a whole file is kept whole
         f.write(_line("d") + "\n")
     assert [r["cell"] for r in load_results(path)] == ["a", "c", "d"]
     path.write_text(path.read_text() + _line("e"))        # whole but for its newline: done, kept
-    with _open_results(path) as f:
+    with jsonl.open_to_append(path) as f:
         f.write(_line("f") + "\n")
     assert [r["cell"] for r in load_results(path)] == ["a", "c", "d", "e", "f"]
 
@@ -269,6 +269,34 @@ def test_a_worker_killed_alone_ends_the_bench_with_one_line_and_a_rerun_finishes
 
 
 @pytest.mark.timeout(300)
+def test_an_error_in_one_workers_run_stops_the_other_and_is_one_line(tmp_path):
+    """A GantricksError in a run (here: its folder held by another process) ends the bench with that line and
+    exit 2, the other worker's run stopped at a checkpoint rather than left training; freed, it finishes."""
+    from gantricks.runlock import RunLock
+
+    out = tmp_path / "b"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "gantricks", "bench", "--suite", "ring8", "--protocol", "fast", "--only", "baseline",
+           "--seeds", "2", "--steps", "3000", "--workers", "2", "--out", str(out)]
+    held = RunLock.acquire(out / "runs" / "fast" / "baseline" / "ring8" / "seed0")
+    held.write_pid()
+    try:
+        t0 = time.time()
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+        took = time.time() - t0
+    finally:
+        held.release()
+    err = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("\rbench")]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "in use by another gantricks process" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (out / "results.jsonl").exists() or not (out / "results.jsonl").read_text().strip()
+    assert took < 120, took          # seed 1 was stopped, not trained to its end
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=200)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted(r["seed"] for r in load_results(out / "results.jsonl")) == [0, 1]
+
+
+@pytest.mark.timeout(300)
 def test_a_bench_killed_alone_stops_its_workers_at_a_checkpoint(tmp_path):
     """SIGKILL to the bench alone: its workers must not train on without it (holding run folders a rerun needs,
     and taking the runs still queued); each writes its run's checkpoint and exits."""
@@ -378,7 +406,7 @@ def test_a_damaged_bench_is_one_line_and_exit_2_and_keeps_everything(finished, t
         f.write("[1, 2]\n")
     before = _files(out)
     rc, err = _cli([*TINY, "--out", str(out)], capsys)
-    assert rc == 2 and len(err) == 1 and "line 2 is not a bench result (a JSON list" in err[0], err
+    assert rc == 2 and len(err) == 1 and "line 2: JSON, but not an object (a list)" in err[0], err
     assert _files(out) == before
     # another length in the same folder: its run folder holds the 4-step run
     out = tmp_path / "s"
@@ -400,3 +428,18 @@ def test_a_damaged_bench_is_one_line_and_exit_2_and_keeps_everything(finished, t
 def test_a_cell_named_twice_runs_once(tmp_path):
     jobs = plan("ring8", ["baseline", "ttur", "baseline"], 2, 4, tmp_path, "fast")
     assert [j.cell for j in jobs] == ["baseline", "baseline", "ttur", "ttur"]
+
+
+@pytest.mark.parametrize("err", [
+    errors.ConfigError("bad config"),
+    errors.CheckpointError("bad checkpoint"),
+    errors.RunFolderBusy("busy"),
+    errors.NonFiniteError(12, "D loss", " (try a smaller lr)"),
+    errors.Stopped(15, "stopped"),
+], ids=lambda e: type(e).__name__)
+def test_every_error_a_run_raises_comes_back_whole_from_a_worker(err):
+    """A worker's error crosses a pipe pickled: it must come back as itself (NonFiniteError once failed to
+    unpickle, its constructor taking three arguments)."""
+    import pickle
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err) and str(back) == str(err) and vars(back) == vars(err)
