@@ -12,7 +12,9 @@ within 3 std of any mode) also counts as collapsed. A second reading, by mass, l
 nearest mode instead (``nearest_counts`` of :func:`gantricks.metrics.mixture_coverage`): an evaluation is
 **collapsed by mass** when that histogram is at least as uneven as an even spread over half of the modes,
 a reverse KL to uniform of log 2 or more. A blob on one mode, or between two, is collapsed by both
-readings; a G spread thinly over every mode is collapsed by the first only.
+readings; a G spread thinly over every mode is collapsed by the first only. The mass reading's blind spot: a
+blob about equally near every mode (the ring's centre, where an average of a G that hops round the ring lands:
+BENCHMARKS.md §9q, EMA) has an even nearest-mode histogram, and is collapsed by the first reading only.
 """
 from __future__ import annotations
 
