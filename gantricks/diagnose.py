@@ -50,11 +50,11 @@ def _checked(run: RunDir) -> list[dict[str, Any]]:
         if kind == "eval" and r.get("d_heldout") is not None and any(r.get(k) is None for k in OVERFIT_SIGNALS):
             raise ConfigError(f"{where} with 'd_heldout' but not all of {', '.join(OVERFIT_SIGNALS)}")
         for key in NUMBERS.get(kind, ()):
-            value = r.get(key)
-            if isinstance(value, str) and value in jsonl.NON_FINITE:
-                r = {**r, key: jsonl.number(value)}
-            elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            value = jsonl.number(r.get(key))
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ConfigError(f"{where} whose {key!r} is {value!r}, not a number")
+            if value is not r.get(key):
+                r = {**r, key: value}
         out.append(r)
     return out
 

@@ -71,8 +71,8 @@ def open_to_append(path: Path) -> TextIO:
         if data and not data.endswith(b"\n"):
             start = data.rfind(b"\n") + 1
             try:
-                json.loads(data[start:])
-            except ValueError:
+                _parse(path, data[start:], 0, "")
+            except ConfigError:              # not whole: read leaves it out, so it goes
                 with path.open("r+b") as f:
                     f.truncate(start)
             else:

@@ -44,3 +44,14 @@ def test_non_finite_floats_go_through_json_as_words_and_come_back():
     assert words[:3] == ["inf", "-inf", "nan"] and words[3:] == [1.5, "inf text", 3, None]
     back = [jsonl.number(w) for w in words]
     assert back[0] == math.inf and back[1] == -math.inf and math.isnan(back[2]) and back[3:] == values[3:]
+
+
+def test_appending_ends_a_cut_last_line_by_the_rule_read_uses(tmp_path):
+    """A last line without its newline stays only if read counts it: a whole object does, and JSON that is not
+    an object (a cut "12" of "123...") goes like any cut line."""
+    path = tmp_path / "x.jsonl"
+    for tail, kept in ((b'{"b": 2}', [{"a": 1}, {"b": 2}]), (b"12", [{"a": 1}]), (b'{"b"', [{"a": 1}])):
+        path.write_bytes(b'{"a": 1}\n' + tail)
+        with jsonl.open_to_append(path) as f:
+            f.write('{"c": 3}\n')
+        assert [r for _, r in jsonl.read(path)] == kept + [{"c": 3}], tail
