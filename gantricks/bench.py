@@ -599,14 +599,21 @@ def _imap(fn, items: list, workers: int) -> Iterable:
                 return
             try:
                 worker.give(queue.pop())
-            except OSError:                              # died between runs
-                worker.unit = None
-                pool.remove(worker)
-                error = WorkerLost(f"bench worker (pid {worker.proc.pid}) died ({worker.how_it_died()}) between "
-                                   f"runs; rerun the same command to continue")
-                asked.forward()
+            except OSError:
+                lose(worker, "between runs")
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def lose(worker: _Worker, when: str) -> None:
+        """``worker`` died unasked: it leaves the pool, and unless the bench is already stopping, its loss stops
+        the others (:class:`WorkerLost`)."""
+        nonlocal error
+        worker.unit = None
+        pool.remove(worker)
+        if asked.signum is None and error is None:
+            error = WorkerLost(f"bench worker (pid {worker.proc.pid}) died ({worker.how_it_died()}) {when}; "
+                               f"rerun the same command to continue")
+            asked.forward()
 
     asked = _Forward(pool)
     try:
@@ -625,13 +632,7 @@ def _imap(fn, items: list, workers: int) -> Iterable:
                     try:
                         kind, value, *where = worker.conn.recv()
                     except (EOFError, OSError):                # died without a reply
-                        worker.unit = None
-                        pool.remove(worker)
-                        if asked.signum is None and error is None:
-                            error = WorkerLost(f"bench worker (pid {worker.proc.pid}) died ({worker.how_it_died()}) "
-                                               f"during a run; the runs under way keep their checkpoints: rerun "
-                                               f"the same command to continue")
-                            asked.forward()
+                        lose(worker, "during a run; the runs under way keep their checkpoints")
                         continue
                     except Exception as err:                   # a reply that does not unpickle
                         kind, value, where = "err", GantricksError(f"a bench worker's reply: {err}"), []
