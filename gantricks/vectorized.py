@@ -14,8 +14,10 @@ streams, so its run is the run it would be alone, to float tolerance (``tests/te
 Each seed gets its own run folder, as ``gantricks train`` writes it (``config.toml``, ``metrics.jsonl`` with
 the same train and eval records and the monitor's flags, checkpoints, the final sample plot and curves;
 no TensorBoard events), so ``gantricks eval``, ``sample`` and ``train --resume`` work on it, and the bench
-resumes a killed seed on its own from its checkpoint. A seed whose loss or gradient goes non-finite stops
-there with :class:`NonFiniteError` (its result line says so); the others go on.
+resumes a killed seed on its own from its checkpoint. Asked to stop (SIGTERM, Ctrl-C), every seed still training
+writes its checkpoint at the step reached, as its run alone would, and :class:`Stopped` is raised; each seed then
+continues alone with ``train --resume`` (the bench does so on its next run). A seed whose loss or gradient goes
+non-finite stops there with :class:`NonFiniteError` (its result line says so); the others go on.
 
 What can run this way (:func:`why_not`): the standard scheme (alternating, any ``n_critic``), no tricks but
 one-sided label smoothing,
@@ -26,6 +28,7 @@ separate runs; the bench's report says which ran how.
 from __future__ import annotations
 
 import copy
+import signal
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,14 +38,15 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .build import build_data, build_gan
-from .checkpoint import save_checkpoint
+from .checkpoint import checkpoint_path, save_checkpoint
 from .config import TrainConfig, to_toml
-from .errors import ConfigError, NonFiniteError
+from .errors import ConfigError, NonFiniteError, Stopped
 from .gan import GAN
 from .monitor import Monitor
 from .optim import make_optimizer
 from .registry import Spec
 from .runlock import RunLock, write_atomic
+from .stopping import StopRequest
 from .train import RunDir, _plot_samples, _record, _Silent, evaluate, finish_plots
 
 NETS = ("mlp",)
@@ -246,8 +250,28 @@ def _loop(stack: SeedStack, runs: list[RunDir], cpu0: float, t0: float) -> list[
     writer = _Silent()
     errors: list[str | None] = [None] * n
     finals: list[dict[str, Any]] = [{} for _ in range(n)]
+    saved = -1                               # the step of the last checkpoints written
+
+    def save(i: int, step: int) -> Path:
+        logs_files[i].flush()
+        spent = {"cpu_s": (time.process_time() - cpu0) / n, "wall_s": (time.perf_counter() - t0) / n}
+        return save_checkpoint(runs[i].checkpoints, step, {**stack.seed_state(i), "elapsed": spent,
+                                                           "monitor": monitors[i].state_dict()},
+                               keep=config.keep_checkpoints)
+
+    stop = StopRequest()
     try:
+        stop.install()
         while stack.step_count < config.steps:
+            if stop.signum is not None:      # asked to stop: each seed still training saves where it is
+                step = stack.step_count
+                live = [i for i in range(n) if errors[i] is None]
+                if step != saved:
+                    for i in live:
+                        save(i, step)
+                raise Stopped(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step {step}; "
+                              f"checkpoint {checkpoint_path('.', step).name} written for each of the {len(live)} "
+                              f"seeds trained side by side, each continues alone with --resume")
             values = stack.step()
             step = stack.step_count
             table = torch.stack(list(values.values())).tolist()         # one read: (keys, seeds)
@@ -282,12 +306,11 @@ def _loop(stack: SeedStack, runs: list[RunDir], cpu0: float, t0: float) -> list[
                 for flag in flags:
                     logs_files[i].write(_json(flag.to_record()) + "\n")
                 if saving:
-                    logs_files[i].flush()
-                    spent = {"cpu_s": (time.process_time() - cpu0) / n, "wall_s": (time.perf_counter() - t0) / n}
-                    save_checkpoint(runs[i].checkpoints, step, {**stack.seed_state(i), "elapsed": spent,
-                                                                "monitor": monitors[i].state_dict()},
-                                    keep=config.keep_checkpoints)
+                    save(i, step)
+            if saving:
+                saved = step
     finally:
+        stop.restore()
         for f in logs_files:
             f.close()
     for run, error in zip(runs, errors):

@@ -116,8 +116,9 @@ def test_a_killed_bench_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     assert {(r["cell"], r["dataset"], r["seed"]): {m: r[m] for m in METRICS} for r in clean} == after
 
 
-def _stop_and_resume(out: Path, args: list[str], workers: int) -> dict:
-    """Start a bench, SIGTERM it (alone) once its first line is written, check how it stopped, rerun it."""
+def _stop_and_resume(out: Path, args: list[str], workers: int, most: int = 3) -> dict:
+    """Start a bench, SIGTERM it (alone) once its first line is written, check how it stopped (at most ``most``
+    lines written), rerun it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "gantricks", "bench", *args, "--workers", str(workers), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -131,7 +132,7 @@ def _stop_and_resume(out: Path, args: list[str], workers: int) -> dict:
     assert proc.returncode == 143, err[-2000:]
     assert "bench stopped by SIGTERM" in err and "rerun the same command" in err and "Traceback" not in err
     lines = [json.loads(line) for line in results.read_text().splitlines()]
-    assert 1 <= len(lines) < 4 and not any(r["error"] for r in lines), "a stopped run is not a result"
+    assert 1 <= len(lines) <= most and not any(r["error"] for r in lines), "a stopped run is not a result"
     finished = {Path(r["run"]).name + Path(r["run"]).parent.parent.name for r in lines}
     unfinished = [p for p in (out / "runs").rglob("seed*") if p.name + p.parent.parent.name not in finished]
     assert any(list((p / "checkpoints").glob("*.pt")) for p in unfinished), "a stopped run left its checkpoint"
@@ -152,6 +153,20 @@ def test_a_bench_asked_to_stop_writes_checkpoints_no_lines_and_resumes(tmp_path)
     clean = {(r["cell"], r["dataset"], r["seed"]): {m: r[m] for m in METRICS} for r in clean}
     for workers in (2, 1):
         assert _stop_and_resume(tmp_path / f"w{workers}", args, workers) == clean, workers
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_seeds_side_by_side_asked_to_stop_write_checkpoints_and_resume_alone(tmp_path, workers):
+    """--vectorize: a cell's two seeds train as one unit; SIGTERM stops the unit under way at a checkpoint of its
+    own (not a killed worker), and the rerun finishes its seeds alone."""
+    cells_ = "baseline,ttur" if workers == 1 else "baseline,ttur,loss-hinge,label-smoothing"
+    args = ["--suite", "ring8", "--protocol", "fast", "--only", cells_, "--seeds", "2", "--steps", "800",
+            "--vectorize"]
+    done = _stop_and_resume(tmp_path / "v", args, workers, most=2 * len(cells_.split(",")) - 2)
+    assert len(done) == 2 * len(cells_.split(","))
+    lines = [json.loads(line) for line in (tmp_path / "v" / "results.jsonl").read_text().splitlines()]
+    assert any(r["vectorized"] == 2 for r in lines) and any(r["vectorized"] == 0 for r in lines)
 
 
 def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):

@@ -109,6 +109,45 @@ def test_a_seed_side_by_side_resumes_alone_as_its_run_would(tmp_path):
         [(r["kind"], r["step"]) for r in records(tmp_path / "alone")]
 
 
+def test_seeds_side_by_side_asked_to_stop_save_where_they_are_and_resume_alone(tmp_path, monkeypatch):
+    """SIGTERM at step 7: each seed writes its checkpoint at step 7 (not only the periodic one at 10) and
+    Stopped is raised; each then resumes alone to the run it would have been alone."""
+    import os
+    import signal
+
+    from gantricks.errors import Stopped
+
+    configs = [TrainConfig(**FAST, seed=s) for s in range(2)]
+    original = SeedStack.step
+
+    def step(self):
+        values = original(self)
+        if self.step_count == 7:
+            os.kill(os.getpid(), signal.SIGTERM)     # taken by the loop's handler, not the default action
+        return values
+    monkeypatch.setattr(SeedStack, "step", step)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Stopped, match="stopped by SIGTERM at step 7; checkpoint step-00000007.pt written for "
+                                      "each of the 2 seeds") as stopped:
+        train_side_by_side(configs, [tmp_path / "s0", tmp_path / "s1"])
+    assert stopped.value.exit_code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == handler           # the loop's handler is gone
+    monkeypatch.setattr(SeedStack, "step", original)
+    for s in range(2):
+        _, state = load_latest(tmp_path / f"s{s}" / "checkpoints")
+        assert state["step"] == 7
+        assert max(r["step"] for r in records(tmp_path / f"s{s}")) == 7
+    train(configs[1], tmp_path / "s1", resume=True)
+    train(configs[1], tmp_path / "alone")
+    _, x = load_latest(tmp_path / "s1" / "checkpoints")
+    _, y = load_latest(tmp_path / "alone" / "checkpoints")
+    assert x["step"] == y["step"] == STEPS
+    assert torch.equal(x["gan"]["rng"]["torch"], y["gan"]["rng"]["torch"])
+    assert torch.equal(x["sampler"]["order"], y["sampler"]["order"]) and x["sampler"]["pos"] == y["sampler"]["pos"]
+    assert [(r["kind"], r["step"]) for r in records(tmp_path / "s1")] == \
+        [(r["kind"], r["step"]) for r in records(tmp_path / "alone")]
+
+
 def test_a_seed_that_goes_non_finite_stops_alone(tmp_path, monkeypatch):
     configs = [TrainConfig(**FAST, seed=s) for s in range(2)]
     original = SeedStack._real
