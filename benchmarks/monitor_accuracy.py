@@ -21,6 +21,9 @@ a G spread thinly over every mode "collapsed", which this one does not.
 The one threshold the replay can set, ``collapse_diversity`` (the ratio of sample diversity to the data's
 under which the flag goes up), is chosen on ring8 runs only (``--fit ring8``, the F1 over a grid of values);
 grid25 (and Stacked MNIST, where present) is held out and scored with it.
+
+``--by-cell`` adds a table per truth with one row per dataset and cell (the monitor's default threshold):
+where the flags that the truth calls false, or the collapses the flag misses, come from.
 """
 from __future__ import annotations
 
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fit", default="ring8", help="the dataset the threshold is chosen on (default ring8)")
     p.add_argument("--truth", choices=["sharp", "mass", "both"], default="both",
                    help="the truth scored against (default both; mass only on runs that recorded it)")
+    p.add_argument("--by-cell", action="store_true",
+                   help="also one row per dataset and cell, at the monitor's default threshold")
     args = p.parse_args(argv)
     try:
         runs = load(args.results)     # --fit naming no dataset here scores them all with the default threshold
@@ -162,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     for truth in (["sharp", "mass"] if args.truth == "both" else [args.truth]):
         table(runs, truth, args.fit)
+        if args.by_cell:
+            cell_table(runs, truth)
 
 
 def table(all_runs: list[dict], truth: str, fit_on: str) -> None:
@@ -185,6 +192,27 @@ def table(all_runs: list[dict], truth: str, fit_on: str) -> None:
             print(f"| {ds}{held} | {name} {t} | {s['runs']} | {s['evaluations']} | {s['collapsed']} | "
                   f"{s['precision']:.2f} | {s['recall']:.2f} | {s['median_delay']} | "
                   f"{s['runs_collapsed_never_flagged']} ({s['of_them_other_failure_flagged']}) |")
+
+
+def cell_table(all_runs: list[dict], truth: str) -> None:
+    """One row per dataset and cell (runs without a ``cell``, from other tools, as "-"), default threshold."""
+    runs = [r for r in all_runs if has_truth(r, truth)]
+    if not runs:
+        return
+    print(f"\nby cell, truth: collapsed by {'sharp samples' if truth == 'sharp' else 'mass'} "
+          f"(the default threshold {Monitor().collapse_diversity})")
+    print("| dataset | cell | runs | evaluations | collapsed | flagged | false flags | missed | precision | recall "
+          "| collapsed runs never flagged |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["dataset"], str(r.get("cell", "-"))), []).append(r)
+    for (ds, cell), part in sorted(groups.items()):
+        s = score(part, truth)
+        fmt = lambda x: "-" if math.isnan(x) else f"{x:.2f}"      # noqa: E731 (no flag, or nothing collapsed)
+        print(f"| {ds} | {cell} | {s['runs']} | {s['evaluations']} | {s['collapsed']} | {s['tp'] + s['fp']} | "
+              f"{s['fp']} | {s['fn']} | {fmt(s['precision'])} | {fmt(s['recall'])} | "
+              f"{s['runs_collapsed_never_flagged']} |")
 
 
 if __name__ == "__main__":

@@ -68,9 +68,23 @@ def test_score_counts_by_hand():
 def test_script_runs_on_the_checked_in_results(capsys):
     import monitor_accuracy
 
-    monitor_accuracy.main([str(RESULTS)])
+    monitor_accuracy.main([str(RESULTS), "--by-cell"])
     out = capsys.readouterr().out
     assert "chosen on ring8" in out and "| grid25 (held out) | default 0.6 |" in out and "| ring8 | fitted" in out
+    assert "| ring8 | baseline | 10 | 100 |" in out and "| grid25 | ttur |" in out
+
+
+def test_by_cell_scores_each_cell_of_a_dataset_alone(capsys):
+    """--by-cell: one row per dataset and cell, its counts those of that cell's runs only."""
+    import monitor_accuracy
+
+    collapsed, spread = [50, 0, 0, 0, 0, 0, 0, 0], [30] * 8
+    a = dict(_run([0.1, 0.9], [collapsed, spread]), cell="a")           # TP, TN
+    b = dict(_run([0.1, 0.9, 0.9], [spread, collapsed, spread]), cell="b")   # FP, FN, TN
+    monitor_accuracy.cell_table([a, b, dict(a, seed=1)], "sharp")
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ring8 |")]
+    assert rows == ["| ring8 | a | 2 | 4 | 2 | 2 | 0 | 0 | 1.00 | 1.00 | 0 |",
+                    "| ring8 | b | 1 | 3 | 1 | 1 | 1 | 1 | 0.00 | 0.00 | 1 |"]
 
 
 def test_replay_of_a_fresh_run_raises_its_live_flags(tmp_path):
