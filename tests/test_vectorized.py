@@ -98,14 +98,19 @@ def test_the_first_steps_of_a_seed_side_by_side_are_its_steps_alone(cell):
 def test_a_seed_side_by_side_resumes_alone_as_its_run_would(tmp_path):
     configs = [TrainConfig(**FAST, seed=s) for s in range(2)]
     train_side_by_side([c.replace(steps=10) for c in configs], [tmp_path / "a0", tmp_path / "a1"])
-    train(configs[1], tmp_path / "a1", resume=True)        # 10 more steps, alone, from its checkpoint
-    train(configs[1], tmp_path / "alone")
-    _, x = load_latest(tmp_path / "a1" / "checkpoints")
+    _resumes_alone_as_its_run_would(configs[1], tmp_path / "a1", tmp_path)   # 10 more steps, alone
+
+
+def _resumes_alone_as_its_run_would(config, folder, tmp_path):
+    """Resume the seed's folder alone to its end: the noise, data and records of its run trained alone."""
+    train(config, folder, resume=True)
+    train(config, tmp_path / "alone")
+    _, x = load_latest(folder / "checkpoints")
     _, y = load_latest(tmp_path / "alone" / "checkpoints")
     assert x["step"] == y["step"] == STEPS
     assert torch.equal(x["gan"]["rng"]["torch"], y["gan"]["rng"]["torch"])
     assert torch.equal(x["sampler"]["order"], y["sampler"]["order"]) and x["sampler"]["pos"] == y["sampler"]["pos"]
-    assert [(r["kind"], r["step"]) for r in records(tmp_path / "a1")] == \
+    assert [(r["kind"], r["step"]) for r in records(folder)] == \
         [(r["kind"], r["step"]) for r in records(tmp_path / "alone")]
 
 
@@ -137,15 +142,7 @@ def test_seeds_side_by_side_asked_to_stop_save_where_they_are_and_resume_alone(t
         _, state = load_latest(tmp_path / f"s{s}" / "checkpoints")
         assert state["step"] == 7
         assert max(r["step"] for r in records(tmp_path / f"s{s}")) == 7
-    train(configs[1], tmp_path / "s1", resume=True)
-    train(configs[1], tmp_path / "alone")
-    _, x = load_latest(tmp_path / "s1" / "checkpoints")
-    _, y = load_latest(tmp_path / "alone" / "checkpoints")
-    assert x["step"] == y["step"] == STEPS
-    assert torch.equal(x["gan"]["rng"]["torch"], y["gan"]["rng"]["torch"])
-    assert torch.equal(x["sampler"]["order"], y["sampler"]["order"]) and x["sampler"]["pos"] == y["sampler"]["pos"]
-    assert [(r["kind"], r["step"]) for r in records(tmp_path / "s1")] == \
-        [(r["kind"], r["step"]) for r in records(tmp_path / "alone")]
+    _resumes_alone_as_its_run_would(configs[1], tmp_path / "s1", tmp_path)
 
 
 def test_a_seed_that_goes_non_finite_stops_alone(tmp_path, monkeypatch):
