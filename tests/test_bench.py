@@ -156,15 +156,14 @@ def test_a_bench_asked_to_stop_writes_checkpoints_no_lines_and_resumes(tmp_path)
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("workers", [1, 2])
-def test_seeds_side_by_side_asked_to_stop_write_checkpoints_and_resume_alone(tmp_path, workers):
+def test_seeds_side_by_side_asked_to_stop_write_checkpoints_and_resume_alone(tmp_path):
     """--vectorize: a cell's two seeds train as one unit; SIGTERM stops the unit under way at a checkpoint of its
-    own (not a killed worker), and the rerun finishes its seeds alone."""
-    cells_ = "baseline,ttur" if workers == 1 else "baseline,ttur,loss-hinge,label-smoothing"
-    args = ["--suite", "ring8", "--protocol", "fast", "--only", cells_, "--seeds", "2", "--steps", "800",
+    own (before, the signal killed the bench running it), and the rerun finishes its seeds alone. (In a worker
+    process the unit raises the same Stopped, which comes back as a run's does.)"""
+    args = ["--suite", "ring8", "--protocol", "fast", "--only", "baseline,ttur", "--seeds", "2", "--steps", "400",
             "--vectorize"]
-    done = _stop_and_resume(tmp_path / "v", args, workers, most=2 * len(cells_.split(",")) - 2)
-    assert len(done) == 2 * len(cells_.split(","))
+    done = _stop_and_resume(tmp_path / "v", args, 1, most=2)
+    assert len(done) == 4
     lines = [json.loads(line) for line in (tmp_path / "v" / "results.jsonl").read_text().splitlines()]
     assert any(r["vectorized"] == 2 for r in lines) and any(r["vectorized"] == 0 for r in lines)
 
