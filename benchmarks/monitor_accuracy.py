@@ -194,6 +194,11 @@ def table(all_runs: list[dict], truth: str, fit_on: str) -> None:
                   f"{s['runs_collapsed_never_flagged']} ({s['of_them_other_failure_flagged']}) |")
 
 
+def _share(x: float) -> str:
+    """A precision or recall to two places; "-" where it is undefined (no flag, or nothing collapsed)."""
+    return "-" if math.isnan(x) else f"{x:.2f}"
+
+
 def cell_table(all_runs: list[dict], truth: str) -> None:
     """One row per dataset and cell (runs without a ``cell``, from other tools, as "-"), default threshold."""
     runs = [r for r in all_runs if has_truth(r, truth)]
@@ -209,9 +214,8 @@ def cell_table(all_runs: list[dict], truth: str) -> None:
         groups.setdefault((r["dataset"], str(r.get("cell", "-"))), []).append(r)
     for (ds, cell), part in sorted(groups.items()):
         s = score(part, truth)
-        fmt = lambda x: "-" if math.isnan(x) else f"{x:.2f}"      # noqa: E731 (no flag, or nothing collapsed)
         print(f"| {ds} | {cell} | {s['runs']} | {s['evaluations']} | {s['collapsed']} | {s['tp'] + s['fp']} | "
-              f"{s['fp']} | {s['fn']} | {fmt(s['precision'])} | {fmt(s['recall'])} | "
+              f"{s['fp']} | {s['fn']} | {_share(s['precision'])} | {_share(s['recall'])} | "
               f"{s['runs_collapsed_never_flagged']} |")
 
 
