@@ -202,12 +202,10 @@ def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):
     ("no_such_key=1", "unknown key 'no_such_key'"),
     ("lr_decay_start=2", "lr_decay_start must be in [0, 1), got 2.0"),
 ])
-def test_a_bad_set_is_one_line_and_exit_2_before_any_run(tmp_path, setting, message):
-    done = subprocess.run([sys.executable, "-m", "gantricks", "bench", "--suite", "ring8", "--only", "baseline",
-                           "--seeds", "1", "--steps", "10", "--set", setting, "--out", str(tmp_path / "b")],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+def test_a_bad_set_is_one_line_and_exit_2_before_any_run(tmp_path, capsys, setting, message):
+    rc, err = _cli(["bench", "--suite", "ring8", "--only", "baseline", "--seeds", "1", "--steps", "10",
+                    "--set", setting, "--out", str(tmp_path / "b")], capsys)
+    assert rc == 2 and len(err) == 1 and message in err[0], err
     assert not (tmp_path / "b" / "results.jsonl").exists()
 
 
