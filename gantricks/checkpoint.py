@@ -107,9 +107,10 @@ def load_latest(folder: "str | Path", map_location: "str | torch.device" = "cpu"
                     pass
             warnings.warn(f"{err}{note}; loaded the older {path.name}", stacklevel=2)
         return path, state
-    for _, err in problems:
+    for _, err in problems[1:]:        # the newest one's problem is the error's own
         warnings.warn(str(err), stacklevel=2)
-    raise CheckpointError(f"no usable checkpoint in {folder}: {problems[0][1]}")
+    more = f" (and {len(problems) - 1} older, each warned)" if len(problems) > 1 else ""
+    raise CheckpointError(f"no usable checkpoint in {folder}: {problems[0][1]}{more}")
 
 
 def _fsync_dir(folder: Path) -> None:

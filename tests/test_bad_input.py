@@ -238,18 +238,23 @@ def test_only_a_last_line_cut_by_a_kill_is_skipped(tmp_path, trained, capsys):
 
 
 def test_a_warning_is_one_line_then_the_error(tmp_path, trained):
-    """A checkpoint skipped with a warning: one line, not Python's file:line and its source line. Python
+    """A checkpoint skipped with a warning: one line, not Python's file:line and its source line; the error
+    names the newest one's problem, so only the older ones are warned of (one checkpoint: one line). Python
     users keep Python's warnings (the CLI puts its format back)."""
     run = tmp_path / "run"
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns(".lock"))
-    ckpt = list_checkpoints(run / "checkpoints")[-1]
+    [ckpt] = list_checkpoints(run / "checkpoints")
     ckpt.write_bytes(ckpt.read_bytes()[:40])
-    done = subprocess.run([sys.executable, "-m", "gantricks", "eval", str(run)], capture_output=True, text=True)
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
-        f"gantricks: warning: checkpoint {ckpt} is corrupt or truncated (RuntimeError)",
-        f"gantricks: error: no usable checkpoint in {ckpt.parent}: checkpoint {ckpt} is corrupt or truncated "
-        f"(RuntimeError)"], done.stderr
+    older = ckpt.with_name("step-00000001.pt")
+    shutil.copy(ckpt, older)
+    for expected in ([f"gantricks: warning: checkpoint {older} is corrupt or truncated (RuntimeError)",
+                      f"gantricks: error: no usable checkpoint in {ckpt.parent}: checkpoint {ckpt} is corrupt or "
+                      f"truncated (RuntimeError) (and 1 older, each warned)"],
+                     [f"gantricks: error: no usable checkpoint in {ckpt.parent}: checkpoint {ckpt} is corrupt or "
+                      f"truncated (RuntimeError)"]):
+        done = subprocess.run([sys.executable, "-m", "gantricks", "eval", str(run)], capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.splitlines() == expected, done.stderr
+        older.unlink(missing_ok=True)           # then the newest alone
     shown = warnings.formatwarning
     assert main(["diagnose", str(run)]) == 0 and warnings.formatwarning is shown
 
