@@ -578,8 +578,16 @@ def _imap(fn, items: list, workers: int) -> Iterable:
     and stop; it then raises :class:`Stopped` and writes no line for them, so the same command continues them.
     A worker killed alone (:class:`WorkerLost`) or a :class:`GantricksError` in a run stops the others the same
     way and is then raised."""
-    if workers <= 1 or len(items) <= 1:
-        yield from map(fn, items)
+    if workers <= 1 or len(items) <= 1:       # in this process: each run takes the signals while it trains
+        stop = StopRequest()                  # and this, between runs and while one is set up, so a stop
+        stop.install()                        # there is the same one line and exit status as in a run
+        try:
+            for item in items:
+                if stop.signum is not None:
+                    raise Stopped(stop.signum, "stopped")
+                yield fn(item)
+        finally:
+            stop.restore()
         return
     from multiprocessing.connection import wait
 

@@ -3,7 +3,8 @@
 A checkpoint is first written to a temporary file in the same folder, flushed to
 disk, then renamed over its final name, so a kill while saving leaves the
 previous checkpoints whole. Loading tries the newest and falls back to older
-ones when a file is truncated or corrupt, with a warning.
+ones when a file is truncated or corrupt, with a warning; when none is usable,
+the error names the newest one's problem and the older ones are warned of.
 """
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ def load_latest(folder: "str | Path", map_location: "str | torch.device" = "cpu"
         return path, state
     for _, err in problems[1:]:        # the newest one's problem is the error's own
         warnings.warn(str(err), stacklevel=2)
-    more = f" (and {len(problems) - 1} older, each warned)" if len(problems) > 1 else ""
+    older = len(problems) - 1
+    more = f"; {older} older checkpoint{'s' if older > 1 else ''} unusable too (warned above)" if older else ""
     raise CheckpointError(f"no usable checkpoint in {folder}: {problems[0][1]}{more}")
 
 

@@ -30,7 +30,7 @@ def _finish_plane(fig, ax, centers, title: str, path: "str | Path", limit: float
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
-    _margins(fig, left=0.45, right=0.1, top=0.3 if title else 0.1, bottom=0.3)
+    _margins(fig, left=0.6, right=0.1, top=0.3 if title else 0.25, bottom=0.45)
     path = Path(path)
     fig.savefig(path)
     plt.close(fig)
@@ -66,7 +66,7 @@ def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", tit
         handles, labels = axes[0, 0].get_legend_handles_labels()
         unique = dict(zip(labels, handles))
         axes[0, 0].legend(unique.values(), unique.keys(), fontsize=7, loc="upper right")
-    _margins(fig, top=0.3 if title else 0.1)
+    _margins(fig, top=0.3 if title else 0.25)
     path = Path(path)
     fig.savefig(path)
     plt.close(fig)
@@ -74,9 +74,10 @@ def curves(records: Sequence[dict], keys: Sequence[str], path: "str | Path", tit
 
 
 def _margins(fig, left: float = 0.8, right: float = 0.15, top: float = 0.3, bottom: float = 0.45) -> None:
-    """Margins in inches, fixed: room for tick labels of up to seven characters (matplotlib writes longer
-    numbers with an offset), the y label, the title and the x label. A third cheaper than ``tight_layout``,
-    which lays every figure out twice; the curves are drawn after every run of a bench."""
+    """Margins in inches, fixed: by default room for tick labels of up to seven characters (matplotlib writes
+    longer numbers with an offset, drawn above the axes: ``top`` keeps room for it without a title), the y
+    label, the title and the x label. A third cheaper than ``tight_layout``, which lays every figure out
+    twice; the curves are drawn after every run of a bench."""
     w, h = fig.get_size_inches()
     fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h, hspace=0.2)
 
@@ -100,7 +101,7 @@ def overlaid(records: Sequence[dict], keys: Sequence[str], path: "str | Path", t
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
-    _margins(fig, top=0.3 if title else 0.1)
+    _margins(fig, top=0.3 if title else 0.25)
     path = Path(path)
     fig.savefig(path)
     plt.close(fig)

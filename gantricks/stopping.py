@@ -20,9 +20,14 @@ class StopRequest:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
 
     def install(self) -> None:
+        """Take the signals; a stop already asked of the handler this one replaces (a bench's, asked while its
+        run was being set up) is this one's too, so the run saves and stops at once rather than trains on."""
         if self.enabled:
             for sig in self.SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handle)
+                outer = getattr(self._old[sig], "__self__", None)
+                if isinstance(outer, StopRequest) and outer.signum is not None and self.signum is None:
+                    self.signum = outer.signum
 
     def restore(self) -> None:
         for sig, old in self._old.items():

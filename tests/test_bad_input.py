@@ -249,7 +249,7 @@ def test_a_warning_is_one_line_then_the_error(tmp_path, trained):
     shutil.copy(ckpt, older)
     for expected in ([f"gantricks: warning: checkpoint {older} is corrupt or truncated (RuntimeError)",
                       f"gantricks: error: no usable checkpoint in {ckpt.parent}: checkpoint {ckpt} is corrupt or "
-                      f"truncated (RuntimeError) (and 1 older, each warned)"],
+                      f"truncated (RuntimeError); 1 older checkpoint unusable too (warned above)"],
                      [f"gantricks: error: no usable checkpoint in {ckpt.parent}: checkpoint {ckpt} is corrupt or "
                       f"truncated (RuntimeError)"]):
         done = subprocess.run([sys.executable, "-m", "gantricks", "eval", str(run)], capture_output=True, text=True)

@@ -61,10 +61,14 @@ def _run_cli(*args, cwd=None):
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     """In this process (the CLI's main, as the console script calls it); the tests below start real ones."""
+    import warnings
+
     from gantricks.cli import main
-    assert main(["train", "--out", str(tmp_path / "run"), "--steps", "2", *SMALL, *args]) == 2
+    with warnings.catch_warnings(record=True) as caught:       # pytest keeps warnings from stderr: caught here
+        warnings.simplefilter("always")
+        assert main(["train", "--out", str(tmp_path / "run"), "--steps", "2", *SMALL, *args]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], lines
+    assert not caught and len(lines) == 1 and message in lines[0], ([str(w.message) for w in caught], lines)
     assert not (tmp_path / "run").exists()
 
 
