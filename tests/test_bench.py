@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import main_in_process
 from gantricks import errors, jsonl
 from gantricks.bench import cells, load_results, plan, run_bench
 from gantricks.registry import schemes, tricks
@@ -181,18 +182,17 @@ def test_a_bench_in_its_own_process_asked_to_stop_outside_a_runs_loop_stops_with
     def sigterm():
         os.kill(os.getpid(), signal.SIGTERM)       # taken by a handler, not the default action
 
-    calls = []
     if when == "between the runs":
         original = bench_module._run_unit
 
         def run_unit(unit):
             value = original(unit)
-            calls.append(unit)
             sigterm()
             return value
         monkeypatch.setattr(bench_module, "_run_unit", run_unit)
     else:
         original = train_module.build_gan
+        calls = []
 
         def build_gan(config, *args, **kwargs):
             if config.seed == 1 and not calls:      # the second run's, before its loop
@@ -256,7 +256,7 @@ def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):
     ("lr_decay_start=2", "lr_decay_start must be in [0, 1), got 2.0"),
 ])
 def test_a_bad_set_is_one_line_and_exit_2_before_any_run(tmp_path, capsys, setting, message):
-    rc, err = _cli(["bench", "--suite", "ring8", "--only", "baseline", "--seeds", "1", "--steps", "10",
+    rc, err = main_in_process(["bench", "--suite", "ring8", "--only", "baseline", "--seeds", "1", "--steps", "10",
                     "--set", setting, "--out", str(tmp_path / "b")], capsys)
     assert rc == 2 and len(err) == 1 and message in err[0], err
     assert not (tmp_path / "b" / "results.jsonl").exists()
@@ -402,19 +402,6 @@ TINY = ["bench", "--suite", "ring8", "--protocol", "fast", "--only", "baseline",
         "--workers", "1"]
 
 
-def _cli(args: list[str], capsys) -> tuple[int, list[str]]:
-    """The CLI's main in this process: its exit status and its stderr lines (a warning counts as one: pytest
-    records warnings rather than letting them reach stderr, so they are caught here and added)."""
-    import warnings
-
-    from gantricks.cli import main
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rc = main(args)
-    lines = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("bench:")]
-    return rc, [f"warning: {w.message}" for w in caught] + lines
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A finished one-run bench folder (4 steps)."""
@@ -437,7 +424,7 @@ def _files(root: Path) -> dict:
 ])
 def test_bad_bench_input_is_one_line_and_exit_2(make, words, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    rc, err = _cli([*TINY, *make(tmp_path)], capsys)
+    rc, err = main_in_process([*TINY, *make(tmp_path)], capsys)
     assert rc == 2 and len(err) == 1 and words in err[0], err
     assert not (tmp_path / "b" / "results.jsonl").exists() or not load_results(tmp_path / "b" / "results.jsonl")
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "b"])             # nothing written where the user is
@@ -449,13 +436,13 @@ def test_a_bench_refuses_a_folder_of_someone_s_files_and_a_training_run(tmp_path
     for name in ("report.md", "summary.json", "notes.txt", ".lock"):
         (mine / name).write_text("precious")
     before = _files(mine)
-    rc, err = _cli([*TINY, "--out", str(mine)], capsys)
+    rc, err = main_in_process([*TINY, "--out", str(mine)], capsys)
     assert rc == 2 and len(err) == 1 and "holds files that no bench wrote (notes.txt)" in err[0], err
     assert _files(mine) == before and sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in before)
     run = tmp_path / "run"                                   # a training run's folder is not a bench's either
     run.mkdir()
     (run / "config.toml").write_text("steps = 4\n")
-    rc, err = _cli([*TINY, "--out", str(run)], capsys)
+    rc, err = main_in_process([*TINY, "--out", str(run)], capsys)
     assert rc == 2 and "config.toml" in err[0]
 
 
@@ -480,13 +467,13 @@ def test_a_damaged_bench_is_one_line_and_exit_2_and_keeps_everything(finished, t
     with (out / "results.jsonl").open("a") as f:
         f.write("[1, 2]\n")
     before = _files(out)
-    rc, err = _cli([*TINY, "--out", str(out)], capsys)
+    rc, err = main_in_process([*TINY, "--out", str(out)], capsys)
     assert rc == 2 and len(err) == 1 and "line 2: JSON, but not an object (a list)" in err[0], err
     assert _files(out) == before
     # another length in the same folder: its run folder holds the 4-step run
     out = tmp_path / "s"
     shutil.copytree(finished, out)
-    rc, err = _cli([*TINY[:-4], "--steps", "6", "--workers", "1", "--out", str(out)], capsys)
+    rc, err = main_in_process([*TINY[:-4], "--steps", "6", "--workers", "1", "--out", str(out)], capsys)
     assert rc == 2 and len(err) == 1 and "holds a run of 4 steps, and this bench asks 6" in err[0], err
     # a run folder that lost its config but holds the user's files: nothing of it deleted
     out = tmp_path / "c"
@@ -495,7 +482,7 @@ def test_a_damaged_bench_is_one_line_and_exit_2_and_keeps_everything(finished, t
     (out / run / "config.toml").unlink()
     (out / run / "analysis.txt").write_text("precious")
     before = _files(out)
-    rc, err = _cli([*TINY, "--out", str(out)], capsys)
+    rc, err = main_in_process([*TINY, "--out", str(out)], capsys)
     assert rc == 2 and len(err) == 1 and "but no config.toml" in err[0] and "analysis.txt" in err[0], err
     assert _files(out) == before and not load_results(out / "results.jsonl")
 

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from conftest import main_in_process
 from gantricks.cli import main
 from gantricks.config import TrainConfig, from_mapping, load_toml
 from gantricks.errors import ConfigError
@@ -61,14 +62,8 @@ def _run_cli(*args, cwd=None):
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     """In this process (the CLI's main, as the console script calls it); the tests below start real ones."""
-    import warnings
-
-    from gantricks.cli import main
-    with warnings.catch_warnings(record=True) as caught:       # pytest keeps warnings from stderr: caught here
-        warnings.simplefilter("always")
-        assert main(["train", "--out", str(tmp_path / "run"), "--steps", "2", *SMALL, *args]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert not caught and len(lines) == 1 and message in lines[0], ([str(w.message) for w in caught], lines)
+    rc, lines = main_in_process(["train", "--out", str(tmp_path / "run"), "--steps", "2", *SMALL, *args], capsys)
+    assert rc == 2 and len(lines) == 1 and message in lines[0], lines        # a warning would be a line too
     assert not (tmp_path / "run").exists()
 
 
