@@ -114,3 +114,42 @@ def test_a_file_it_cannot_read_is_one_line_and_exit_2(text, words, tmp_path, cap
         assert collapse_table.main(args) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err
+
+
+SMNIST = ROOT / "benchmarks" / "results" / "stacked-mnist-d4.jsonl"
+
+
+def test_stacked_mnist_rows_by_hand_and_one_length_at_a_time(capsys):
+    import collapse_table
+
+    runs = [json.loads(x) for x in SMNIST.read_text().splitlines()]
+    runs = [r for r in runs if r["steps"] == 2000]
+    assert collapse_table.main([str(SMNIST), "--steps", "2000"]) == 0
+    row = [c.strip() for c in capsys.readouterr().out.splitlines()[2].strip("|").split("|")]
+    modes = [r["modes_covered"] for r in runs]
+    mean = sum(modes) / 3
+    se = math.sqrt(sum((m - mean) ** 2 for m in modes) / 2) / math.sqrt(3)
+    kl = sum(r["kl_to_uniform"] for r in runs) / 3
+    collapsed = 0
+    for r in runs:                  # at most 500 of the 1,000 triples, or a KL above log 2
+        counts = r["evals"][-1]["mode_counts"]
+        p = [c / sum(counts) for c in counts if c > 0]
+        collapsed += sum(1 for c in counts if c) <= 500 or sum(q * math.log(q * 1000) for q in p) > math.log(2)
+    assert row[:3] == ["baseline", f"{mean:.1f} ± {se:.1f} ({min(modes)}–{max(modes)})", row[2]]
+    assert row[2].startswith(f"{kl:.2f} ± ") and row[5] == str(collapsed) and row[7] == "3"
+    # the 10,000-step run of seed 0 is a second run of that seed: one length at a time
+    assert collapse_table.main([str(SMNIST)]) == 2
+    assert "keep one (--steps N)" in capsys.readouterr().err
+
+
+def test_runs_of_a_bench_with_set_are_their_own_row(tmp_path, capsys):
+    import collapse_table
+
+    runs = [json.loads(x) for x in SMNIST.read_text().splitlines()][:3]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in runs) +
+                    "".join(json.dumps(dict(r, cell="unrolled", set="scheme=unrolled:k=10")) + "\n" for r in runs))
+    assert collapse_table.main([str(path), "--cells", "baseline,unrolled"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [r.split("|")[1].strip() for r in rows] == ["baseline", "unrolled [scheme=unrolled:k=10]"]
+    assert rows[0].split("|")[2:8] == rows[1].split("|")[2:8]    # the same runs, the same numbers
