@@ -167,6 +167,9 @@ def parse_settings(settings: str | Sequence[str]) -> dict[str, str]:
         key = key.strip().replace("-", "_")
         if not eq or not key or not value:
             raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
+        if len(value.split()) > 1:
+            raise ConfigError(f"--set {key}: a value without spaces, got {value!r}"
+                              + ("; give one trick, e.g. tricks=pacgan:m=4" if key == "tricks" else ""))
         if key in _NOT_SETTABLE:
             raise ConfigError(f"--set {key}: the bench sets {key} itself"
                               + {"seed": "; choose how many with --seeds", "steps": "; use --steps",

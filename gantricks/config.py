@@ -120,7 +120,9 @@ def from_mapping(values: dict[str, Any], base: TrainConfig | None = None, source
         if key_norm == "imports" and isinstance(raw, str):
             raw = [raw]
         if key_norm == "tricks":
-            if isinstance(raw, (str, dict)):
+            if isinstance(raw, str) and raw.strip().startswith("[") and raw.strip().endswith("]"):
+                raw = raw.strip()[1:-1].split()         # the form `gantricks list` prints: [NAME:k=v NAME2]
+            elif isinstance(raw, (str, dict)):
                 raw = [raw]
             raw = tuple(str(Spec.parse(t)) for t in raw)
         elif key_norm in ("data", "generator", "discriminator", "scheme", "optimizer_g", "optimizer_d", "conditional") \

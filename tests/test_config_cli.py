@@ -33,6 +33,10 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="must be an integer"):
         from_mapping({"steps": "many"})
     assert from_mapping({"steps": "7", "tricks": ["a:x=1"]}).steps == 7
+    # tricks as one string: one trick, or the bracketed list `gantricks list` prints for a recipe
+    assert from_mapping({"tricks": "r1:weight=2"}).tricks == ("r1:weight=2",)
+    assert from_mapping({"tricks": "[ema r1:weight=2]"}).tricks == ("ema", "r1:weight=2")
+    assert from_mapping({"tricks": "[]"}).tricks == ()
 
 
 def test_toml_round_trip_and_malformed(tmp_path):
