@@ -15,11 +15,16 @@ from pathlib import Path
 from PIL import Image
 
 
+def sample_plots(run: Path) -> list[Path]:
+    """A run folder's sample plots (``plots/samples-STEP.png``), in the order of their steps."""
+    return sorted((run / "plots").glob("samples-*.png"))
+
+
 def montage(bench: Path, protocol: str, cells: list[str], dataset: str, seed: int, every: int = 1,
             scale: float = 0.5) -> Image.Image:
     rows = []
     for cell in cells:
-        plots = sorted((bench / "runs" / protocol / cell / dataset / f"seed{seed}" / "plots").glob("samples-*.png"))
+        plots = sample_plots(bench / "runs" / protocol / cell / dataset / f"seed{seed}")
         if not plots:
             raise SystemExit(f"no sample plots for {cell}/{dataset}/seed{seed} under {bench}")
         rows.append([Image.open(p).convert("RGB") for p in plots[every - 1::every]])

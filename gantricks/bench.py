@@ -167,9 +167,12 @@ def parse_settings(settings: str | Sequence[str]) -> dict[str, str]:
         key = key.strip().replace("-", "_")
         if not eq or not key or not value:
             raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
-        if len(value.split()) > 1:
+        if any(c.isspace() for c in value):
             raise ConfigError(f"--set {key}: a value without spaces, got {value!r}"
-                              + ("; give one trick, e.g. tricks=pacgan:m=4" if key == "tricks" else ""))
+                              + ("; --set takes one trick (tricks=pacgan:m=4); for several, a recipe or a config"
+                                 if key == "tricks" else ""))
+        if key == "tricks" and value.startswith("[") and value.endswith("]"):
+            value = value[1:-1]         # one trick as `gantricks list` prints a recipe's: the same runs as without
         if key in _NOT_SETTABLE:
             raise ConfigError(f"--set {key}: the bench sets {key} itself"
                               + {"seed": "; choose how many with --seeds", "steps": "; use --steps",

@@ -117,9 +117,14 @@ def _list_one(name: str, catalog: dict[str, list[dict[str, Any]]]) -> int:
             print(f"  {key:22s} {type_name:14s} {default}")
         print(f"  use: {entry['name']}" + (f":{options[0][0]}=..." if options else ""))
     if name in RECIPES:
-        settings = " ".join(f"{k}={v}" for k, v in RECIPES[name].items())
-        print(f"recipe {name}: {settings}")
+        print(f"recipe {name}: {_recipe_settings(RECIPES[name])}")
     return 0
+
+
+def _recipe_settings(overrides: dict[str, Any]) -> str:
+    """A recipe's settings as ``key=value ...``, a list as ``[a b]`` (the form a config's tricks string takes)."""
+    return " ".join(f"{k}=[{' '.join(v)}]" if isinstance(v, (list, tuple)) else f"{k}={v}"
+                    for k, v in overrides.items())
 
 
 def _list_recipes() -> None:
@@ -128,8 +133,7 @@ def _list_recipes() -> None:
 
     print("recipes:")
     for (name, overrides), first in zip(RECIPES.items(), first_names(RECIPES).values()):
-        settings = f"= {first}" if first != name else " ".join(
-            f"{k}=[{' '.join(v)}]" if isinstance(v, (list, tuple)) else f"{k}={v}" for k, v in overrides.items())
+        settings = f"= {first}" if first != name else _recipe_settings(overrides)
         print(f"  {name:26s} {settings}" + (f"  (source: {SOURCES[name]})" if first == name else ""))
 
 

@@ -122,6 +122,8 @@ def from_mapping(values: dict[str, Any], base: TrainConfig | None = None, source
         if key_norm == "tricks":
             if isinstance(raw, str) and raw.strip().startswith("[") and raw.strip().endswith("]"):
                 raw = raw.strip()[1:-1].split()         # the form `gantricks list` prints: [NAME:k=v NAME2]
+                if any(t.endswith(",") for t in raw):
+                    raise ConfigError(f"{source}: 'tricks' {values[key]!r}: separate the tricks in [...] with spaces")
             elif isinstance(raw, (str, dict)):
                 raw = [raw]
             raw = tuple(str(Spec.parse(t)) for t in raw)

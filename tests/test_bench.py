@@ -233,10 +233,11 @@ def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):
     assert by_cell["recommended"].config().lr_decay_start == 0.25        # over the recipe's 0.5
     assert by_cell["recommended"].config().lr_d == 1e-3                  # the recipe's own, not set
     assert by_cell["baseline"].config().lr_g == 2e-4
-    # a trick as `gantricks list` prints a recipe's, in brackets, or bare
-    for value in ("[pacgan:m=4]", "pacgan:m=4"):
-        assert plan("ring8", ["pacgan"], 1, 40, tmp_path, "fast", settings=[f"tricks={value}"])[0].config().tricks \
-            == ("pacgan:m=4",)
+    # a trick as `gantricks list` prints a recipe's, in brackets, or bare: the same runs
+    bracketed, bare = (plan("ring8", ["pacgan"], 1, 40, tmp_path, "fast", settings=[f"tricks={value}"])[0]
+                       for value in ("[pacgan:m=4]", "pacgan:m=4"))
+    assert bracketed.config().tricks == bare.config().tricks == ("pacgan:m=4",)
+    assert bracketed.key == bare.key and bracketed.out == bare.out
     plain = plan("ring8", ["baseline"], 1, 40, tmp_path, "fast")[0]
     assert plain.key != by_cell["baseline"].key and plain.out != by_cell["baseline"].out
 
@@ -258,7 +259,8 @@ def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):
     ("seed=3", "--set seed: the bench sets seed itself; choose how many with --seeds"),
     ("no_such_key=1", "unknown key 'no_such_key'"),
     ("lr_decay_start=2", "lr_decay_start must be in [0, 1), got 2.0"),
-    ("tricks=[ema r1]", "--set tricks: a value without spaces, got '[ema r1]'; give one trick"),
+    ("tricks=[ema r1]", "--set tricks: a value without spaces, got '[ema r1]'; --set takes one trick"),
+    ("lr_g= 2e-4", "--set lr_g: a value without spaces, got ' 2e-4'"),
     ("tricks=[nosuch]", "unknown trick 'nosuch'"),
 ])
 def test_a_bad_set_is_one_line_and_exit_2_before_any_run(tmp_path, capsys, setting, message):

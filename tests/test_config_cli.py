@@ -36,7 +36,9 @@ def test_config_validation():
     # tricks as one string: one trick, or the bracketed list `gantricks list` prints for a recipe
     assert from_mapping({"tricks": "r1:weight=2"}).tricks == ("r1:weight=2",)
     assert from_mapping({"tricks": "[ema r1:weight=2]"}).tricks == ("ema", "r1:weight=2")
-    assert from_mapping({"tricks": "[]"}).tricks == ()
+    assert from_mapping({"tricks": "[]"}).tricks == () and from_mapping({"tricks": " [ema] "}).tricks == ("ema",)
+    with pytest.raises(ConfigError, match=r"'tricks' '\[ema, r1\]': separate the tricks in \[...\] with spaces"):
+        from_mapping({"tricks": "[ema, r1]"})
 
 
 def test_toml_round_trip_and_malformed(tmp_path):
@@ -167,3 +169,14 @@ def test_unknown_recipe_is_one_line_exit_2(tmp_path):
     from gantricks.recipes import RECIPES
     assert done.stderr.strip().splitlines() == ["gantricks: error: unknown recipe 'best-ever'; choose one of: "
                                                 + ", ".join(RECIPES)]
+
+
+@pytest.mark.parametrize("name", ["wgan-gp-paper", "dragan-paper", "pacgan-paper", "recommended"])
+def test_a_recipe_as_gantricks_list_prints_it_is_the_recipe_again(name, capsys):
+    """`gantricks list NAME` prints a recipe's settings in the form a config and --set read back."""
+    from gantricks.recipes import RECIPES
+
+    assert main(["list", name]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith(f"recipe {name}: ")][0]
+    printed = dict(item.split("=", 1) for item in line.split(": ", 1)[1].split())
+    assert from_mapping(printed) == from_mapping(RECIPES[name])
