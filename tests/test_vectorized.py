@@ -79,11 +79,14 @@ def test_the_first_steps_of_a_seed_side_by_side_are_its_steps_alone(cell):
     stack = SeedStack(configs)
     sampler = build_data(configs[2])
     gan = build_gan(configs[2], sampler.shape)          # seeds torch's RNG as its own run does
-    for _ in range(3):
+    for step in range(1, 4):
         side = stack.step()
         alone = gan.step(lambda: sampler(configs[2].batch_size))
+        # by step 3 the ±lr steps of the biases before G's batch norms (above) reach the weights: on an AVX-512
+        # Xeon, label smoothing's grad_norm_g then differs by 4.5e-4 relative (an AVX2 EPYC: under 1e-5)
+        rel = 1e-5 if step < 3 else 1e-3
         for k, v in alone.items():
-            assert side[k][2].item() == pytest.approx(v, rel=1e-5, abs=1e-6), (cell, k)
+            assert side[k][2].item() == pytest.approx(v, rel=rel, abs=1e-6), (cell, step, k)
     mine = stack.seed_gan(2)
     for net in ("G", "D"):
         for (k, v), w in zip(gan.modules[net].state_dict().items(), mine.modules[net].state_dict().values()):
@@ -92,7 +95,11 @@ def test_the_first_steps_of_a_seed_side_by_side_are_its_steps_alone(cell):
                                        msg=f"{cell} {net} {k}")
         a, b = gan.optimizers[net].state_dict()["state"], mine.optimizers[net].state_dict()["state"]
         for i in a:
-            torch.testing.assert_close(b[i]["exp_avg_sq"], a[i]["exp_avg_sq"], rtol=1e-5, atol=1e-12)
+            # G's second moments follow its weights: on the AVX-512 Xeon they differ by up to 6e-3 of each tensor's
+            # largest after 3 steps (D's by 1e-6); a wrong seed's or a missed step's state is off by its whole size
+            scale = a[i]["exp_avg_sq"].abs().max().item()
+            torch.testing.assert_close(b[i]["exp_avg_sq"], a[i]["exp_avg_sq"], rtol=1e-5, atol=max(1e-12, 1e-2 * scale),
+                                       msg=f"{cell} {net} exp_avg_sq {i}")
 
 
 def test_a_seed_side_by_side_resumes_alone_as_its_run_would(tmp_path):
