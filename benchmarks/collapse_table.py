@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from monitor_accuracy import _not_replayable
+from monitor_accuracy import _not_replayable, _number
 
 from gantricks import jsonl
 from gantricks.bench import _key, _not_a_result, mean_se
@@ -40,8 +40,7 @@ _NUMBERS = {"mixtures": ("modes_covered", "high_quality_pct", "cpu_s"),
 
 
 def _finite(value) -> bool:
-    value = jsonl.number(value)
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return _number(jsonl.number(value))
 
 
 def _why_not(line: dict) -> str:
@@ -109,16 +108,15 @@ def _modes(runs: Sequence[dict]) -> str:
     return f"{_stat(modes, 1)} ({min(modes)}–{max(modes)})"
 
 
-def _verdict(name: str, runs: Sequence[dict], base_share: float | None) -> str:
+def _verdict(name: str, collapsed: int, runs: int, base_share: float | None) -> str:
     if name == "baseline" or not runs or base_share is None:
         return "—"
-    return verdict(_collapsed(runs)[0] / len(runs), base_share)
+    return verdict(collapsed / runs, base_share)
 
 
-def mixture_cells(runs: Sequence[dict]) -> list[str]:
-    """Modes (mean ± s.e. (range)), HQ %, reverse KL, collapsed sharp / mass: four table cells."""
+def mixture_cells(runs: Sequence[dict], sharp: int, mass: int | None) -> list[str]:
+    """Modes (mean ± s.e. (range)), HQ %, reverse KL, collapsed sharp / mass (:func:`_collapsed`): four cells."""
     kls = [jsonl.number(r["reverse_kl"]) for r in runs]
-    sharp, mass = _collapsed(runs)
     return [_modes(runs), f"{statistics.fmean(r['high_quality_pct'] for r in runs):.1f}",
             "inf" if any(math.isinf(k) for k in kls) else _stat(kls, 2), f"{sharp} / {'—' if mass is None else mass}"]
 
@@ -134,9 +132,10 @@ def summary_rows(runs: Sequence[dict], names: Sequence[str]) -> list[str]:
     for name in names:
         mine = [r for r in runs if r["name"] == name]
         per = {d: [r for r in mine if r["dataset"] == d] for d in MIXTURES}
-        row = [name] + [c for d in MIXTURES for c in (mixture_cells(per[d]) if per[d] else ["—"] * 4)]
+        collapsed = {d: _collapsed(per[d]) for d in MIXTURES}
+        row = [name] + [c for d in MIXTURES for c in (mixture_cells(per[d], *collapsed[d]) if per[d] else ["—"] * 4)]
         row += [f"{statistics.median(r['cpu_s'] for r in mine):.0f}", " / ".join(str(len(per[d])) for d in MIXTURES)]
-        row += [_verdict(name, per[d], base_share[d]) for d in MIXTURES] if judged else []
+        row += [_verdict(name, collapsed[d][0], len(per[d]), base_share[d]) for d in MIXTURES] if judged else []
         rows.append("| " + " | ".join(row) + " |")
     return rows
 
@@ -153,8 +152,9 @@ def image_rows(runs: Sequence[dict], names: Sequence[str]) -> list[str]:
         mine = [r for r in runs if r["name"] == name]
         row = [name, _modes(mine)] + [_stat([r[key] for r in mine], digits)
                                       for key, digits in (("kl_to_uniform", 2), ("fid", 0), ("coverage", 2))]
-        row += [str(_collapsed(mine)[0]), f"{statistics.median(r['cpu_s'] for r in mine):.0f}", str(len(mine))]
-        row += [_verdict(name, mine, base_share)] if base_share is not None else []
+        collapsed = _collapsed(mine)[0]
+        row += [str(collapsed), f"{statistics.median(r['cpu_s'] for r in mine):.0f}", str(len(mine))]
+        row += [_verdict(name, collapsed, len(mine), base_share)] if base_share is not None else []
         rows.append("| " + " | ".join(row) + " |")
     return rows
 

@@ -171,8 +171,9 @@ def parse_settings(settings: str | Sequence[str]) -> dict[str, str]:
             raise ConfigError(f"--set {key}: a value without spaces, got {value!r}"
                               + ("; --set takes one trick (tricks=pacgan:m=4); for several, a recipe or a config"
                                  if key == "tricks" else ""))
-        if key == "tricks" and value.startswith("[") and value.endswith("]"):
+        if key == "tricks" and value.startswith("[") and value.endswith("]") and len(value) > 2:
             value = value[1:-1]         # one trick as `gantricks list` prints a recipe's: the same runs as without
+            # ("[]", no trick, stays as it is: the config reads it so)
         if key in _NOT_SETTABLE:
             raise ConfigError(f"--set {key}: the bench sets {key} itself"
                               + {"seed": "; choose how many with --seeds", "steps": "; use --steps",

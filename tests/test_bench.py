@@ -238,6 +238,7 @@ def test_set_applies_over_every_cell_and_keeps_its_runs_apart(tmp_path):
                        for value in ("[pacgan:m=4]", "pacgan:m=4"))
     assert bracketed.config().tricks == bare.config().tricks == ("pacgan:m=4",)
     assert bracketed.key == bare.key and bracketed.out == bare.out
+    assert plan("ring8", ["pacgan"], 1, 40, tmp_path, "fast", settings=["tricks=[]"])[0].config().tricks == ()
     plain = plan("ring8", ["baseline"], 1, 40, tmp_path, "fast")[0]
     assert plain.key != by_cell["baseline"].key and plain.out != by_cell["baseline"].out
 
